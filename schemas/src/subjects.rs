@@ -1,0 +1,71 @@
+//! NATS subjects, streams and message headers of reef.v1: the contract between workers,
+//! correlators, hubs and any other consumer.
+
+/// Stream of everything workers publish.
+pub const RAW_STREAM: &str = "REEF_RAW";
+/// Subjects of [`RAW_STREAM`].
+pub const RAW_SUBJECTS: &str = "reef.v1.node.>";
+
+/// `reef.v1.node.<node>.entries`: Arrow IPC stream bytes of entry batches.
+pub fn node_entries(node: &str) -> String {
+    format!("reef.v1.node.{}.entries", token(node))
+}
+
+/// `reef.v1.node.<node>.flows`: Arrow IPC stream bytes of flow record batches.
+pub fn node_flows(node: &str) -> String {
+    format!("reef.v1.node.{}.flows", token(node))
+}
+
+/// `reef.v1.control.<node>.targets`: the worker's capture targets (JSON), set at runtime.
+pub fn node_targets(node: &str) -> String {
+    format!("reef.v1.control.{}.targets", token(node))
+}
+
+/// A name as one subject token: NATS gives `.`, `*`, `>` and whitespace meanings, so
+/// they become `_`.
+pub fn token(name: &str) -> String {
+    let t: String = name
+        .chars()
+        .map(|c| match c {
+            '.' | '*' | '>' => '_',
+            c if c.is_whitespace() || c.is_control() => '_',
+            c => c,
+        })
+        .collect();
+    if t.is_empty() { "_".to_string() } else { t }
+}
+
+/// Headers on every message workers publish.
+pub mod headers {
+    /// Schema name and version of the payload, e.g. `reef.v1.entry`.
+    pub const SCHEMA: &str = "Reef-Schema";
+    /// Always [`super::ARROW_STREAM`] for batches.
+    pub const CONTENT_TYPE: &str = "Content-Type";
+    /// Id of the worker instance that published the batch.
+    pub const WORKER: &str = "Reef-Worker";
+    /// Per worker and subject, 1, 2, 3...: gaps show lost batches.
+    pub const BATCH_SEQ: &str = "Reef-Batch-Seq";
+    /// Rows in the batch.
+    pub const ROWS: &str = "Reef-Rows";
+    /// JetStream's de-duplication id: a retried publish is stored once.
+    pub const MSG_ID: &str = "Nats-Msg-Id";
+}
+
+/// Content type of Arrow IPC stream bytes.
+pub const ARROW_STREAM: &str = "application/vnd.apache.arrow.stream";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subjects_are_built_from_safe_tokens() {
+        assert_eq!(node_entries("node-a"), "reef.v1.node.node-a.entries");
+        assert_eq!(
+            node_flows("ip-10-0-0-1.ec2.internal"),
+            "reef.v1.node.ip-10-0-0-1_ec2_internal.flows"
+        );
+        assert_eq!(token("a b*c>d"), "a_b_c_d");
+        assert_eq!(token(""), "_");
+    }
+}
