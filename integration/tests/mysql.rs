@@ -11,6 +11,12 @@
 //! - Executions of prepared statements (`mysql_deepflow_prepared-statement`): tshark
 //!   has no query for COM_STMT_EXECUTE; Reef carries the text of the statement the
 //!   COM_STMT_PREPARE named (by statement id) to its executions.
+//!
+//! `check_truth.py --proto mysql` finds all 30 of tshark's queries; its precision
+//! (30/39) counts as extra these two executions and the seven entries without a
+//! query text (logins, COM_INIT_DB, COM_FIELD_LIST, COM_STMT_CLOSE), which tshark
+//! lists as well, as transactions without a query
+//! (`entries_without_a_query_are_transactions_tshark_lists_too`).
 
 use reef_integration::{case_dir, corpus_file, dissect_file};
 use reef_schema::{Entry, Flags, Protocol};
@@ -383,4 +389,55 @@ mod running_server {
                 .all(|x| !x.incomplete)
         );
     }
+}
+
+/// The corpus check compares query texts only, so Reef's entries for commands without
+/// one (the login, COM_INIT_DB, COM_FIELD_LIST, COM_STMT_CLOSE, a switch to TLS) count
+/// as extras there. tshark lists each of them too, as a transaction without a query:
+/// this pairs every such Reef entry with one of those, by command, in every MySQL
+/// capture of the corpus.
+#[test]
+fn entries_without_a_query_are_transactions_tshark_lists_too() {
+    let command = |method: &str| match method {
+        // tshark calls the client's SSL request packet its login, which it is the
+        // start of.
+        "Login" | "SSLRequest" => "LOGIN",
+        "InitDB" => "INIT_DB",
+        "FieldList" => "FIELD_LIST",
+        "StmtClose" => "STMT_CLOSE",
+        other => panic!("a MySQL entry without a query, of an unexpected kind: {other}"),
+    };
+    let mut paired = 0;
+    for name in [
+        "mysql_arkime_allow",
+        "mysql_deepflow_compressed-response",
+        "mysql_deepflow_large-response",
+        "mysql_deepflow_prepared-statement",
+        "mysql_zeek_mysql",
+        "mysql_zeek_selects-new-proto",
+        "mysql_zeek_tls13-amazon-rds",
+    ] {
+        let t = truth(name);
+        let mut tshark: Vec<String> = t["l7"]["mysql"]["transactions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|x| x["query"].is_null())
+            .map(|x| x["command"].as_str().unwrap_or("").to_string())
+            .collect();
+        for e in corpus(name) {
+            if e.path.as_deref().is_some_and(|q| !q.trim().is_empty()) {
+                continue;
+            }
+            let want = command(e.method.as_deref().unwrap_or(""));
+            let at = tshark
+                .iter()
+                .position(|c| c == want)
+                .unwrap_or_else(|| panic!("{name}: tshark has no {want} for Reef's {e:?}"));
+            tshark.remove(at);
+            paired += 1;
+        }
+    }
+    // 4 logins (one of them the TLS switch), INIT_DB, FIELD_LIST, 2 STMT_CLOSE.
+    assert_eq!(paired, 8);
 }

@@ -12,6 +12,13 @@
 //!   Execute with its command tag and rows (text unknown, said so).
 //! - Query text (`pgsql_deepflow_all`): tshark's view cuts long queries and shows the
 //!   UTF-8 comments of one as U+FFFD; Reef keeps the text (up to 8 KiB) as sent.
+//!
+//! `check_truth.py --proto postgresql` finds all 36 of tshark's queries; its
+//! precision (36/66) counts as extra 30 entries without a query text (three
+//! startups, a CancelRequest and the 26 executions above), each of which tshark
+//! lists too, as a transaction without a query
+//! (`entries_without_a_query_are_transactions_tshark_lists_too`, which also covers
+//! the captures the checker leaves out because tshark saw no query in them).
 
 use reef_integration::{case_dir, corpus_file, dissect_file};
 use reef_schema::{Entry, Protocol};
@@ -408,4 +415,59 @@ mod running_server {
         let startups = |x: &&Entry| x.method.as_deref() == Some("SSLRequest");
         assert!(e.iter().any(|x| startups(&x) && x.status_code == Some(0)));
     }
+}
+
+/// The corpus check compares query texts only, so Reef's entries without one
+/// (Startup, an accepted SSLRequest, CancelRequest, Execute of a statement prepared
+/// before the capture) count as extras there. tshark lists each of them too, as a
+/// transaction with no query: this pairs every such Reef entry with one of those, by
+/// kind, in every PostgreSQL capture of the corpus.
+#[test]
+fn entries_without_a_query_are_transactions_tshark_lists_too() {
+    let kind = |method: &str| match method {
+        "Startup" => "Startup message",
+        "SSLRequest" => "SSL request",
+        "CancelRequest" => "Cancel request",
+        "Execute" => "Execute",
+        other => panic!("a PostgreSQL entry without a query, of an unexpected kind: {other}"),
+    };
+    let mut paired = 0;
+    for name in [
+        "pgsql_arkime_good",
+        "pgsql_deepflow_all",
+        "pgsql_suricata_cancel-request-rawip",
+        "pgsql_suricata_simple-query-rollback",
+        "pgsql_zeek_aws-ssl-require",
+        "pgsql_zeek_create-insert-select-delete-drop",
+    ] {
+        let t = truth(name);
+        let mut tshark: Vec<Vec<String>> = t["l7"]["pgsql"]["transactions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|x| x["queries"].as_array().is_none_or(|q| q.is_empty()))
+            .map(|x| {
+                x["frontend_messages"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|m| m.as_str().unwrap().to_string())
+                    .collect()
+            })
+            .collect();
+        for e in corpus(name) {
+            if e.path.as_deref().is_some_and(|q| !q.trim().is_empty()) {
+                continue;
+            }
+            let want = kind(e.method.as_deref().unwrap_or(""));
+            let at = tshark
+                .iter()
+                .position(|msgs| msgs.iter().any(|m| m == want))
+                .unwrap_or_else(|| panic!("{name}: tshark has no {want} for Reef's {e:?}"));
+            tshark.remove(at);
+            paired += 1;
+        }
+    }
+    // 4 startups, 1 SSLRequest, 1 CancelRequest, 26 executions.
+    assert_eq!(paired, 32);
 }
