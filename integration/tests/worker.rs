@@ -461,22 +461,31 @@ fn live_capture_on_a_veth_reaches_nats() {
             |b| entries_from_batch(b).unwrap(),
         );
     }
-    let metrics = http_get(metrics_port, "/metrics");
-    let _ = stop_tx.send(());
-    let report = worker.join().expect("worker thread").expect("live worker");
-    let value = |name: &str| -> f64 {
+    // A batch is in the stream before its acknowledgment reaches the worker, which
+    // counts it as published only then: read the metrics once that has happened.
+    let read = |metrics: &str, name: &str| -> Option<f64> {
         metrics
             .lines()
             .find(|l| l.starts_with(name))
             .and_then(|l| l.rsplit(' ').next())
             .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("{name} missing from /metrics:\n{metrics}"))
+    };
+    let published = "reef_published_rows_total{kind=\"entries\"}";
+    let mut metrics = http_get(metrics_port, "/metrics");
+    while read(&metrics, published).unwrap_or(0.0) < 20.0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        metrics = http_get(metrics_port, "/metrics");
+    }
+    let _ = stop_tx.send(());
+    let report = worker.join().expect("worker thread").expect("live worker");
+    let value = |name: &str| -> f64 {
+        read(&metrics, name).unwrap_or_else(|| panic!("{name} missing from /metrics:\n{metrics}"))
     };
     assert!(value("reef_entries_total{protocol=\"http\"}") >= 20.0);
     assert!(value("reef_received_packets_total") > 0.0);
     assert_eq!(value("reef_dropped_packets_total"), 0.0);
     assert!(value("reef_matched_pairs_total{protocol=\"http\"}") >= 20.0);
-    assert!(value("reef_published_rows_total{kind=\"entries\"}") >= 20.0);
+    assert!(value(published) >= 20.0);
     assert!(metrics.contains("reef_buffered_bytes"));
     let _ = std::fs::remove_dir_all(&docroot);
 
