@@ -21,4 +21,6 @@ mod mqtt;
 mod mysql;
 mod postgresql;
 mod redis;
+mod tls;
+mod websocket;
 mod worker;

@@ -108,6 +108,17 @@ fn tls_after_the_greeting() {
     assert_eq!(e.len(), 1);
     assert_eq!(key(&e[0]), ("SSLRequest", None, Some(0)));
     assert!(e[0].summary.as_deref().unwrap().contains("(server 8.0.28)"));
+    // The handshake that follows is read as TLS's own entry.
+    let tls: Vec<Entry> = dissect_file(&corpus_file("mysql_zeek_tls13-amazon-rds"))
+        .0
+        .into_iter()
+        .filter(|e| e.protocol == Protocol::Tls)
+        .collect();
+    assert_eq!(tls.len(), 1);
+    assert_eq!(tls[0].method.as_deref(), Some("ClientHello"));
+    assert_eq!(tls[0].tls_version.as_deref(), Some("TLS 1.3"));
+    assert_eq!(tls[0].tls_cipher.as_deref(), Some("TLS_AES_256_GCM_SHA384"));
+    assert!(tls[0].flags.is_empty());
 }
 
 /// tshark differs: it reads the compressed packet as plain (COM_SLEEP, no query);

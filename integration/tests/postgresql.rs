@@ -178,6 +178,16 @@ fn tshark_differs_accepted_ssl_request() {
     assert_eq!(key(&e[0]), ("SSLRequest", None, Some(0)));
     assert_eq!(e[0].response_size, Some(1));
     assert!(e[0].summary.as_deref().unwrap().contains("encrypted (TLS)"));
+    // The handshake that follows is TLS's own entry, with the server name tshark saw.
+    let sni = t["l7"]["tls"]["handshakes"][0]["sni"].as_str().unwrap();
+    let tls: Vec<Entry> = dissect_file(&corpus_file("pgsql_zeek_aws-ssl-require"))
+        .0
+        .into_iter()
+        .filter(|e| e.protocol == Protocol::Tls)
+        .collect();
+    assert_eq!(tls.len(), 1);
+    assert_eq!(tls[0].tls_sni.as_deref(), Some(sni));
+    assert_eq!(tls[0].tls_version.as_deref(), Some("TLS 1.2"));
 }
 
 /// tshark differs: two requests (an SSLRequest without response, then the startup);

@@ -12,6 +12,7 @@ mod conn;
 pub mod datagram;
 pub mod dns;
 pub mod framing;
+pub mod graphql;
 pub mod grpc;
 pub mod http1;
 pub mod http2;
@@ -24,6 +25,8 @@ pub mod postgresql;
 pub mod redis;
 mod registry;
 mod socks;
+pub mod tls;
+pub mod websocket;
 
 use std::collections::BTreeMap;
 

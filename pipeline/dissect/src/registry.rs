@@ -6,7 +6,7 @@ use reef_reassembly::{Dir, FlowCtx};
 use crate::datagram::{DatagramDissector, UdpCtx};
 use crate::{
     Output, Probe, StreamDissector, amqp, dns, http1, kafka, mongodb, mqtt, mysql, postgresql,
-    redis,
+    redis, tls,
 };
 
 pub(crate) struct TcpProtocol {
@@ -28,6 +28,11 @@ pub(crate) const TCP: &[TcpProtocol] = &[
         name: "http2",
         probe: crate::http2::probe,
         make: crate::http2::make,
+    },
+    TcpProtocol {
+        name: "tls",
+        probe: tls::probe,
+        make: tls::make,
     },
     TcpProtocol {
         name: "redis",
@@ -92,10 +97,16 @@ pub(crate) struct Upgrade {
     pub make: fn(Dir, &FlowCtx, &Output) -> Box<dyn StreamDissector>,
 }
 
-pub(crate) const UPGRADES: &[Upgrade] = &[Upgrade {
-    token: "h2c",
-    make: crate::http2::make_upgraded,
-}];
+pub(crate) const UPGRADES: &[Upgrade] = &[
+    Upgrade {
+        token: "h2c",
+        make: crate::http2::make_upgraded,
+    },
+    Upgrade {
+        token: "websocket",
+        make: crate::websocket::make_upgraded,
+    },
+];
 
 /// The dissector for the bytes after a switch of protocols: the one registered for
 /// the token, else detection starting afresh (a CONNECT tunnel, an unknown upgrade).

@@ -406,6 +406,7 @@ fn build_entry(
     }
     e.incomplete = flags.intersects(Flags::INCOMPLETE);
     e.flags = flags;
+    crate::graphql::enrich(&mut e);
     e
 }
 

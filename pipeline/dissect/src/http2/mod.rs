@@ -994,6 +994,7 @@ impl Http2 {
                 }
             }
             e.summary = Some(http_summary(&e, &notes));
+            crate::graphql::enrich(&mut e);
         }
         e.flags |= flags;
         e.incomplete = e.flags.intersects(Flags::INCOMPLETE);

@@ -249,6 +249,61 @@ fn prior_knowledge_exchange_with_every_field() {
 }
 
 #[test]
+fn graphql_requests_become_graphql_entries() {
+    let body = br#"{"query":"query Hero { hero { name } }","operationName":"Hero"}"#;
+    let mut req = headers(
+        1,
+        0,
+        &[
+            (":method", "POST"),
+            (":scheme", "https"),
+            (":path", "/graphql"),
+            (":authority", "api"),
+            ("content-type", "application/json"),
+        ],
+    );
+    req.extend(frame(DATA, END_STREAM, 1, body));
+    let mut sim = Sim::new();
+    sim.send(C, &client_start())
+        .send(S, &settings())
+        .send(C, &req)
+        .send(S, &ok(1, b"{}"))
+        .send(C, &get(3, "/graphql?query=%7B+me+%7D"))
+        .send(S, &ok(3, b"{}"));
+    let e = sim.close();
+    assert_eq!(e.len(), 2);
+    let ops: Vec<_> = e
+        .iter()
+        .map(|e| {
+            (
+                e.protocol,
+                e.graphql_operation_type.as_deref(),
+                e.graphql_operation.as_deref(),
+                e.http_version.as_deref(),
+                e.status_code,
+            )
+        })
+        .collect();
+    assert_eq!(
+        ops,
+        [
+            (
+                Protocol::Graphql,
+                Some("query"),
+                Some("Hero"),
+                Some("2"),
+                Some(200)
+            ),
+            (Protocol::Graphql, Some("query"), None, Some("2"), Some(200)),
+        ]
+    );
+    assert_eq!(
+        e[0].summary.as_deref(),
+        Some("query Hero: POST /graphql → 200")
+    );
+}
+
+#[test]
 fn streams_interleave_and_pair_by_id() {
     let mut sim = Sim::new();
     let mut c = client_start();

@@ -20,6 +20,7 @@ use rustc_hash::FxHashMap;
 
 use self::packet::{Reply, lossy};
 use crate::framing::{Frame, Framer, Handler, Msg, Resync, scan};
+use crate::tls::Tls;
 use crate::{Output, Probe, Seg, StreamDissector};
 
 /// Commands waiting for a reply per connection (commands without a reply may be
@@ -294,6 +295,9 @@ pub struct Mysql {
     inner: [Framer; 2],
     link: Link,
     core: Core,
+    /// The TLS handshake after the client's SSLRequest: its hellos are read like those
+    /// of any TLS connection (SNI, ALPN, version, fingerprints), nothing after them.
+    tls: Option<Box<Tls>>,
 }
 
 impl Mysql {
@@ -318,6 +322,7 @@ impl Mysql {
             }
         };
         Mysql {
+            tls: None,
             outer: [
                 Framer::new(
                     Dir::Forward,
@@ -1307,6 +1312,11 @@ fn one_line(t: &[u8], max: usize) -> String {
 impl StreamDissector for Mysql {
     fn data(&mut self, ctx: &FlowCtx, seg: Seg<'_>, out: &mut Output) {
         if self.core.encrypted {
+            let client = self.core.client;
+            let tls = self
+                .tls
+                .get_or_insert_with(|| Box::new(Tls::new(client, ctx)));
+            tls.data(ctx, seg, out);
             return;
         }
         let i = seg.dir.index();
@@ -1322,8 +1332,11 @@ impl StreamDissector for Mysql {
         self.outer[i].push(seg, ctx.midstream[i], &mut h, out);
     }
 
-    fn gap(&mut self, _ctx: &FlowCtx, dir: Dir, len: u64, ts: i64, out: &mut Output) {
+    fn gap(&mut self, ctx: &FlowCtx, dir: Dir, len: u64, ts: i64, out: &mut Output) {
         if self.core.encrypted {
+            if let Some(tls) = self.tls.as_mut() {
+                tls.gap(ctx, dir, len, ts, out);
+            }
             return;
         }
         let mut h = Outer {
@@ -1334,7 +1347,10 @@ impl StreamDissector for Mysql {
         self.outer[dir.index()].gap(len, ts, &mut h, out);
     }
 
-    fn end(&mut self, _ctx: &FlowCtx, dir: Dir, ts: i64, out: &mut Output) {
+    fn end(&mut self, ctx: &FlowCtx, dir: Dir, ts: i64, out: &mut Output) {
+        if let Some(tls) = self.tls.as_mut() {
+            tls.end(ctx, dir, ts, out);
+        }
         let mut h = Outer {
             link: &mut self.link,
             inner: &mut self.inner,
@@ -1349,9 +1365,15 @@ impl StreamDissector for Mysql {
             self.end(ctx, d, ts, out);
         }
         self.core.close(out);
+        if let Some(tls) = self.tls.as_mut() {
+            tls.closed(ctx, ts, out);
+        }
     }
 
-    fn tick(&mut self, _ctx: &FlowCtx, now: i64, out: &mut Output) {
+    fn tick(&mut self, ctx: &FlowCtx, now: i64, out: &mut Output) {
+        if let Some(tls) = self.tls.as_mut() {
+            tls.tick(ctx, now, out);
+        }
         if self
             .core
             .queue

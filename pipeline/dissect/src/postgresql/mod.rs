@@ -21,6 +21,7 @@ use rustc_hash::FxHashMap;
 
 use self::msg::{PgError, Untyped};
 use crate::framing::{Frame, Framer, Handler, Msg, Resync, scan};
+use crate::tls::Tls;
 use crate::{Output, Probe, Seg, StreamDissector};
 
 /// Requests waiting for their ReadyForQuery per connection; past this the oldest is
@@ -408,6 +409,9 @@ struct Core {
 pub struct Postgres {
     halves: [Framer; 2],
     core: Core,
+    /// The TLS handshake after an accepted SSLRequest: its hellos are read like those
+    /// of any TLS connection (SNI, ALPN, version, fingerprints), nothing after them.
+    tls: Option<Box<Tls>>,
 }
 
 impl Postgres {
@@ -432,6 +436,7 @@ impl Postgres {
             Framer::new(d, keep, out.body_budget.clone())
         };
         Postgres {
+            tls: None,
             halves: [mk(Dir::Forward), mk(Dir::Reverse)],
             core: Core {
                 client,
@@ -1305,31 +1310,48 @@ fn one_line(t: &[u8], max: usize) -> String {
 impl StreamDissector for Postgres {
     fn data(&mut self, ctx: &FlowCtx, seg: Seg<'_>, out: &mut Output) {
         if self.core.encrypted {
+            let client = self.core.client;
+            let tls = self
+                .tls
+                .get_or_insert_with(|| Box::new(Tls::new(client, ctx)));
+            tls.data(ctx, seg, out);
             return;
         }
         let i = seg.dir.index();
         self.halves[i].push(seg, ctx.midstream[i], &mut self.core, out);
     }
 
-    fn gap(&mut self, _ctx: &FlowCtx, dir: Dir, len: u64, ts: i64, out: &mut Output) {
+    fn gap(&mut self, ctx: &FlowCtx, dir: Dir, len: u64, ts: i64, out: &mut Output) {
         if self.core.encrypted {
+            if let Some(tls) = self.tls.as_mut() {
+                tls.gap(ctx, dir, len, ts, out);
+            }
             return;
         }
         self.halves[dir.index()].gap(len, ts, &mut self.core, out);
     }
 
-    fn end(&mut self, _ctx: &FlowCtx, dir: Dir, ts: i64, out: &mut Output) {
+    fn end(&mut self, ctx: &FlowCtx, dir: Dir, ts: i64, out: &mut Output) {
         self.halves[dir.index()].end(ts, &mut self.core, out);
+        if let Some(tls) = self.tls.as_mut() {
+            tls.end(ctx, dir, ts, out);
+        }
     }
 
-    fn closed(&mut self, _ctx: &FlowCtx, ts: i64, out: &mut Output) {
+    fn closed(&mut self, ctx: &FlowCtx, ts: i64, out: &mut Output) {
         for d in [self.core.client, self.core.client.flip()] {
             self.halves[d.index()].end(ts, &mut self.core, out);
         }
         self.core.close(out);
+        if let Some(tls) = self.tls.as_mut() {
+            tls.closed(ctx, ts, out);
+        }
     }
 
-    fn tick(&mut self, _ctx: &FlowCtx, now: i64, out: &mut Output) {
+    fn tick(&mut self, ctx: &FlowCtx, now: i64, out: &mut Output) {
+        if let Some(tls) = self.tls.as_mut() {
+            tls.tick(ctx, now, out);
+        }
         if self
             .core
             .queue

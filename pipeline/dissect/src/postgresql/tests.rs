@@ -2,7 +2,7 @@
 //! carried to later executions, errors, encryption requests, loss and garbage.
 
 use proptest::prelude::*;
-use reef_schema::{Entry, Flags};
+use reef_schema::{Entry, Flags, Protocol};
 
 use super::msg;
 use crate::Probe;
@@ -344,7 +344,7 @@ fn execution_of_a_statement_prepared_before_the_capture() {
 }
 
 #[test]
-fn ssl_accepted_means_encrypted_and_nothing_more() {
+fn ssl_accepted_hands_the_connection_to_tls() {
     let mut sim = Sim::new(5432);
     let ssl = [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f];
     sim.send(C, &ssl)
@@ -352,10 +352,14 @@ fn ssl_accepted_means_encrypted_and_nothing_more() {
         .send(C, &[0x16, 3, 1, 0, 5, 1, 2, 3, 4, 5])
         .send(S, &[0x16, 3, 3, 0, 2, 9, 9]);
     let e = sim.close();
-    assert_eq!(e.len(), 1);
+    assert_eq!(e.len(), 2);
     assert_eq!(e[0].method.as_deref(), Some("SSLRequest"));
     assert_eq!(e[0].status_code, Some(0));
     assert!(e[0].summary.as_deref().unwrap().contains("encrypted (TLS)"));
+    // What follows is read as TLS, nothing else: here a hello too short to be one.
+    assert_eq!(e[1].protocol, Protocol::Tls);
+    assert_eq!(e[1].method.as_deref(), Some("ClientHello"));
+    assert!(e[1].flags.contains(Flags::MALFORMED));
 }
 
 #[test]
