@@ -1,6 +1,7 @@
 //! gRPC on the corpus (Go clients and servers, a 2-packet capture, a capture that
 //! starts mid-connection with lost segments) and on a capture of a Python (grpcio)
-//! server and client, with and without the user's descriptor set.
+//! server and client, with and without the user's descriptor set, and live between a
+//! grpcio server and client (`running_server`).
 //!
 //! `check_truth.py --proto grpc` finds every call tshark reports. Reef has one call
 //! more, where tshark 4.0 does not look:
@@ -208,4 +209,179 @@ fn messages_decoded_with_the_descriptor_set() {
     assert_eq!(text(&e[4].response_body), r#"{"n": 3}"#);
     // A file that is not a descriptor set is refused.
     assert!(reef_dissect::grpc::ProtoSchema::from_descriptor_set(b"\x0a\x05hello").is_err());
+}
+
+mod running_server {
+    use std::process::Command;
+    use std::time::Duration;
+
+    use reef_integration::live::LiveCapture;
+    use reef_schema::{Entry, Protocol};
+
+    use super::{check_call, text};
+    use crate::live_tools::{SETTLE, python_with, run};
+
+    /// A grpcio server and client in one program, the service of
+    /// `cases/grpc-python/demo.proto` (`reef.demo.Echo`) with its messages encoded by
+    /// hand (no generated code, no protobuf module): unary (plain and gzip), an
+    /// error status, server streaming (5), client streaming (3), bidirectional (2
+    /// each way). The server takes a free port and the program prints it.
+    const SCRIPT: &str = r#"
+import sys
+from concurrent import futures
+import grpc
+
+def varint(n):
+    n &= (1 << 64) - 1
+    out = bytearray()
+    while True:
+        b = n & 0x7f
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+def read_varint(b, i):
+    n = shift = 0
+    while True:
+        n |= (b[i] & 0x7f) << shift
+        shift += 7
+        i += 1
+        if not b[i - 1] & 0x80:
+            return n, i
+
+def fields(b):
+    out, i = {}, 0
+    while i < len(b):
+        key, i = read_varint(b, i)
+        if key & 7 == 0:
+            v, i = read_varint(b, i)
+        elif key & 7 == 2:
+            n, i = read_varint(b, i)
+            v, i = bytes(b[i:i + n]), i + n
+        else:
+            raise ValueError(key)
+        out[key >> 3] = v
+    return out
+
+def msg(text, n):  # Msg {text = 1; n = 2}
+    t = text.encode()
+    return b"\x0a" + varint(len(t)) + t + b"\x10" + varint(n)
+
+def count(n):  # Count {n = 1}
+    return b"\x08" + varint(n)
+
+def text_n(b):
+    f = fields(b)
+    return f.get(1, b"").decode(), f.get(2, 0)
+
+def say(req, ctx):
+    t, n = text_n(req)
+    return msg("hello " + t, n + 1)
+
+def fail(req, ctx):
+    ctx.abort(grpc.StatusCode.NOT_FOUND, "no such thing: \u2713 100%")
+
+def countdown(req, ctx):
+    for i in range(fields(req).get(1, 0), 0, -1):
+        yield msg("tick", i)
+
+def gather(reqs, ctx):
+    return count(sum(1 for _ in reqs))
+
+def chat(reqs, ctx):
+    for r in reqs:
+        t, n = text_n(r)
+        yield msg(t.upper(), n)
+
+server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("reef.demo.Echo", {
+    "Say": grpc.unary_unary_rpc_method_handler(say),
+    "Fail": grpc.unary_unary_rpc_method_handler(fail),
+    "Countdown": grpc.unary_stream_rpc_method_handler(countdown),
+    "Gather": grpc.stream_unary_rpc_method_handler(gather),
+    "Chat": grpc.stream_stream_rpc_method_handler(chat),
+}),))
+port = server.add_insecure_port("127.0.0.1:0")
+server.start()
+print("port", port, flush=True)
+opts = [("grpc.enable_http_proxy", 0)]
+with grpc.insecure_channel(f"127.0.0.1:{port}", options=opts) as ch:
+    m = lambda name: "/reef.demo.Echo/" + name
+    assert text_n(ch.unary_unary(m("Say"))(msg("reef", 41), timeout=30)) == ("hello reef", 42)
+    z = ch.unary_unary(m("Say"))(msg("zipped " * 20, 1), timeout=30,
+                                 compression=grpc.Compression.Gzip)
+    assert text_n(z)[0].startswith("hello zipped")
+    try:
+        ch.unary_unary(m("Fail"))(msg("x", 0), timeout=30)
+        raise SystemExit("Fail did not fail")
+    except grpc.RpcError as e:
+        assert e.code() == grpc.StatusCode.NOT_FOUND, e
+    got = [text_n(r)[1] for r in ch.unary_stream(m("Countdown"))(count(5), timeout=30)]
+    assert got == [5, 4, 3, 2, 1], got
+    g = ch.stream_unary(m("Gather"))(iter([msg(str(i), i) for i in range(3)]), timeout=30)
+    assert fields(g) == {1: 3}, g
+    c = ch.stream_stream(m("Chat"))(iter([msg("hi", 1), msg("there", 2)]), timeout=30)
+    assert [text_n(r) for r in c] == [("HI", 1), ("THERE", 2)]
+server.stop(None)
+print("done", flush=True)
+"#;
+
+    #[test]
+    fn live_python_grpcio_calls_of_every_kind() {
+        let py = python_with("grpc", "pip install grpcio");
+        let cap = LiveCapture::start("lo");
+        let out = run(
+            Command::new(py).args(["-c", SCRIPT]),
+            Duration::from_secs(60),
+        );
+        let (entries, stats) = cap.stop(SETTLE);
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(said.contains("done"), "{said}");
+        let port: u16 = said
+            .lines()
+            .find_map(|l| l.strip_prefix("port "))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let e: Vec<&Entry> = entries
+            .iter()
+            .filter(|e| e.dst_port == Some(port))
+            .collect();
+        assert!(
+            e.iter().all(|c| c.protocol == Protocol::Grpc),
+            "{e:#?} {stats:?}"
+        );
+        assert_eq!(e.len(), 6, "{e:#?} {stats:?}");
+        check_call(e[0], "/reef.demo.Echo/Say", 0, (1, 1));
+        assert_eq!(text(&e[0].request_body), r#"{"1": "reef", "2": 41}"#);
+        assert_eq!(text(&e[0].response_body), r#"{"1": "hello reef", "2": 42}"#);
+        check_call(e[1], "/reef.demo.Echo/Say", 0, (1, 1));
+        assert_eq!(
+            e[1].request_headers.as_ref().unwrap().get("grpc-encoding"),
+            Some("gzip")
+        );
+        assert!(text(&e[1].request_body).starts_with(r#"{"1": "zipped zipped"#));
+        check_call(e[2], "/reef.demo.Echo/Fail", 5, (1, 0));
+        assert_eq!(e[2].grpc_message.as_deref(), Some("no such thing: ✓ 100%"));
+        check_call(e[3], "/reef.demo.Echo/Countdown", 0, (1, 5));
+        check_call(e[4], "/reef.demo.Echo/Gather", 0, (3, 1));
+        assert_eq!(text(&e[4].response_body), r#"{"1": 3}"#);
+        check_call(e[5], "/reef.demo.Echo/Chat", 0, (2, 2));
+        assert_eq!(
+            text(&e[5].response_body),
+            "{\"1\": \"HI\", \"2\": 1}\n{\"1\": \"THERE\", \"2\": 2}"
+        );
+        assert!(
+            e.iter().all(|c| !c.incomplete && c.flags.is_empty()),
+            "{e:#?}"
+        );
+        // One channel: every call on one connection, a stream each.
+        assert!(e.iter().all(|c| c.src_port == e[0].src_port));
+        let ids: Vec<u32> = e.iter().map(|c| c.http2_stream_id.unwrap()).collect();
+        assert_eq!(ids, [1, 3, 5, 7, 9, 11]);
+    }
 }

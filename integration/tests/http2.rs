@@ -1,5 +1,6 @@
 //! HTTP/2 on the corpus and on captures of real peers (nghttpd, nghttpx, curl, nghttp,
-//! h2load), and where Reef and tshark 4.0 differ.
+//! h2load), live against nghttpd and nghttpx (`running_server`), and where Reef and
+//! tshark 4.0 differ.
 //!
 //! `check_truth.py --proto http2` finds every stream tshark reports. Reef has one
 //! entry more, where tshark is wrong:
@@ -235,5 +236,237 @@ fn joined_mid_connection_real_hpack_state_is_not_invented() {
             x.response_body.as_ref().map(|b| b.0.as_slice()),
             Some(&b"hello over h2c\n"[..])
         );
+    }
+}
+
+mod running_server {
+    use std::net::{TcpListener, TcpStream};
+    use std::path::{Path, PathBuf};
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    use reef_integration::live::LiveCapture;
+    use reef_schema::{Entry, Flags, Protocol};
+
+    use super::{header, key};
+    use crate::live_tools::{Daemon, SETTLE, run, tool, unique};
+
+    /// The site nghttpd serves, removed on drop.
+    struct Site(PathBuf);
+
+    impl Drop for Site {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn free_port() -> u16 {
+        TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    }
+
+    /// Waits until something accepts connections on `port`.
+    fn listening(port: u16, what: &str) {
+        let t0 = Instant::now();
+        let addr = ([127, 0, 0, 1], port).into();
+        while TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err() {
+            assert!(
+                t0.elapsed() < Duration::from_secs(20),
+                "{what} did not listen on port {port}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn nghttp(bin: &Path, args: &[&str]) -> String {
+        let out = run(Command::new(bin).args(args), Duration::from_secs(30));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    #[test]
+    fn live_nghttpd_with_nghttp_upgrade_and_h2load() {
+        let nghttpd = tool("nghttpd", "nghttp2-server");
+        let nghttpx = tool("nghttpx", "nghttp2-proxy");
+        let nghttp_bin = tool("nghttp", "nghttp2-client");
+        let h2load = tool("h2load", "nghttp2-client");
+
+        let site = Site(std::env::temp_dir().join(unique("h2c-site")));
+        std::fs::create_dir_all(&site.0).unwrap();
+        std::fs::write(site.0.join("small.txt"), "hello over h2c\n").unwrap();
+        let json = format!("{{\"items\": [{}]}}", vec!["1"; 3000].join(", "));
+        std::fs::write(site.0.join("data.json"), &json).unwrap();
+
+        // nghttpd in cleartext (prior knowledge only), and nghttpx in front of it for
+        // clients that start in HTTP/1.1 and upgrade with `Upgrade: h2c` (nghttpd
+        // does not accept the upgrade).
+        let port = free_port();
+        let proxy_port = free_port();
+        let _server = Daemon(
+            Command::new(&nghttpd)
+                .args(["--no-tls", "-a", "127.0.0.1", "-d"])
+                .arg(&site.0)
+                .arg(port.to_string())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let _proxy = Daemon(
+            Command::new(&nghttpx)
+                .arg(format!("--frontend=127.0.0.1,{proxy_port};no-tls"))
+                .arg(format!("--backend=127.0.0.1,{port};;proto=h2"))
+                .args([
+                    "--single-process",
+                    "--workers=1",
+                    "--conf=/dev/null",
+                    "--no-ocsp",
+                    "--log-level=ERROR",
+                    "--errorlog-file=/dev/null",
+                    "--accesslog-file=/dev/null",
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        listening(port, "nghttpd");
+        listening(proxy_port, "nghttpx");
+
+        let base = format!("http://127.0.0.1:{port}");
+        let proxied = format!("http://127.0.0.1:{proxy_port}");
+        let cap = LiveCapture::start("lo");
+        // Prior knowledge: three requests on one connection, one a 404.
+        nghttp(
+            &nghttp_bin,
+            &[
+                "-n",
+                &format!("{base}/small.txt"),
+                &format!("{base}/data.json"),
+                &format!("{base}/missing"),
+            ],
+        );
+        // Upgrade: the first request in HTTP/1.1, answered on stream 1 after the
+        // 101; the second on the upgraded connection.
+        nghttp(
+            &nghttp_bin,
+            &[
+                "-n",
+                "-u",
+                &format!("{proxied}/data.json"),
+                &format!("{proxied}/missing"),
+            ],
+        );
+        // 200 requests on 4 connections, 10 streams in flight on each.
+        let load = run(
+            Command::new(&h2load).args([
+                "-n",
+                "200",
+                "-c",
+                "4",
+                "-m",
+                "10",
+                &format!("{base}/small.txt"),
+            ]),
+            Duration::from_secs(60),
+        );
+        let (entries, stats) = cap.stop(SETTLE);
+        let said = String::from_utf8_lossy(&load.stdout);
+        assert!(
+            said.contains("200 total, 200 started, 200 done, 200 succeeded"),
+            "{said}"
+        );
+
+        let direct: Vec<&Entry> = entries
+            .iter()
+            .filter(|e| e.dst_port == Some(port))
+            .collect();
+        let front: Vec<&Entry> = entries
+            .iter()
+            .filter(|e| e.dst_port == Some(proxy_port))
+            .collect();
+        let h2 = |e: &Entry| e.http_version.as_deref() == Some("2");
+        assert!(
+            direct.iter().all(|e| h2(e)
+                && e.protocol == Protocol::Http
+                && !e.incomplete
+                && !e.flags.contains(Flags::MALFORMED)),
+            "{direct:#?} {stats:?}"
+        );
+        let ua = |e: &Entry| {
+            header(&e.request_headers, "user-agent")
+                .unwrap_or("")
+                .to_string()
+        };
+        let via = |e: &Entry| header(&e.request_headers, "via").is_some();
+
+        // nghttp's connection (its PRIORITY-only anchor streams make no entries).
+        let mine: Vec<_> = direct
+            .iter()
+            .filter(|e| ua(e).starts_with("nghttp2/") && !via(e))
+            .map(|e| key(e))
+            .collect();
+        assert_eq!(
+            mine,
+            [
+                ("GET", "/small.txt", 200),
+                ("GET", "/data.json", 200),
+                ("GET", "/missing", 404)
+            ],
+            "{direct:#?}"
+        );
+        let data = direct
+            .iter()
+            .find(|e| e.path.as_deref() == Some("/data.json") && !via(e))
+            .unwrap();
+        assert_eq!(data.response_body_size, Some(json.len() as u64));
+        let small = direct
+            .iter()
+            .find(|e| e.path.as_deref() == Some("/small.txt") && !via(e))
+            .unwrap();
+        assert_eq!(small.response_body.as_ref().unwrap().0, b"hello over h2c\n");
+
+        // h2load: every request seen, none missing, all answered.
+        let load: Vec<&&Entry> = direct
+            .iter()
+            .filter(|e| ua(e).starts_with("h2load"))
+            .collect();
+        assert_eq!(load.len(), 200, "{stats:?}");
+        assert!(
+            load.iter().all(|e| key(e) == ("GET", "/small.txt", 200)
+                && e.response_body_size == Some(15)
+                && e.flags.is_empty()),
+            "{load:#?}"
+        );
+        let mut conns: Vec<u16> = load.iter().map(|e| e.src_port.unwrap()).collect();
+        conns.sort();
+        conns.dedup();
+        assert_eq!(conns.len(), 4);
+
+        // The upgrade, on nghttpx's side: the HTTP/1.1 request (101), its response on
+        // stream 1 linked to it, then the second request on the same connection.
+        let up = front
+            .iter()
+            .find(|e| e.http_version.as_deref() == Some("1.1"))
+            .expect("the upgrade request");
+        assert_eq!(key(up), ("GET", "/data.json", 101));
+        assert!(up.flags.contains(Flags::UPGRADE), "{:?}", up.flags);
+        let upgraded: Vec<&&Entry> = front.iter().filter(|e| h2(e)).collect();
+        assert_eq!(upgraded.len(), 2, "{front:#?}");
+        assert_eq!(key(upgraded[0]), ("GET", "/data.json", 200));
+        assert_eq!(upgraded[0].http2_stream_id, Some(1));
+        assert_eq!(upgraded[0].parent_id.as_deref(), Some(up.id.as_str()));
+        assert_eq!(upgraded[0].response_body_size, Some(json.len() as u64));
+        assert_eq!(key(upgraded[1]), ("GET", "/missing", 404));
+        assert!(upgraded[1].http2_stream_id.unwrap() > 1);
+        assert!(upgraded.iter().all(|e| !e.incomplete), "{upgraded:#?}");
+        assert!(front.iter().all(|e| e.src_port == up.src_port));
+        // nghttpx passed both on to nghttpd over HTTP/2 (with its `via`).
+        let mut hop: Vec<_> = direct.iter().filter(|e| via(e)).map(|e| key(e)).collect();
+        hop.sort();
+        assert_eq!(hop, [("GET", "/data.json", 200), ("GET", "/missing", 404)]);
+        assert_eq!(direct.len(), 3 + 200 + 2);
     }
 }

@@ -4,10 +4,14 @@
 //!
 //! The live tests run every time the suite runs, as root (they capture with
 //! `reef_integration::live::LiveCapture`). A missing client or server fails the test
-//! with the package that provides it: never a silent skip. The packages:
-//! redis-server and redis-tools (redis-cli, redis-benchmark), rabbitmq-server and the
-//! Python module pika (python3-pika), mosquitto and mosquitto-clients, dnsmasq-base,
-//! bind9-dnsutils (dig), iputils-ping, iproute2 (ip).
+//! with the package that provides it: never a silent skip. The packages (scripts/setup
+//! installs them): redis-server and redis-tools (redis-cli, redis-benchmark),
+//! rabbitmq-server, mosquitto and mosquitto-clients, postgresql and
+//! postgresql-contrib (pgbench), mariadb-server and mariadb-client, dnsmasq-base,
+//! bind9-dnsutils (dig), iputils-ping, openssl, nghttp2-server, nghttp2-proxy and
+//! nghttp2-client (nghttpd, nghttpx, nghttp, h2load), iproute2 (ip); and the Python
+//! modules pika, mysql-connector-python, websockets and grpcio (scripts/test's venv,
+//! `REEF_PYTHON`).
 //!
 //! Tests run in parallel and a capture on `lo` sees everyone's traffic: each test
 //! keeps only the entries of its own server port and of the names it made unique

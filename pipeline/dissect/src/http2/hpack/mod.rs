@@ -8,6 +8,10 @@
 //! counted, not invented; literal fields still decode, so the state recovers as the
 //! peer inserts new entries (and becomes fully known again once the known entries fill
 //! the table, or a size update empties it).
+//!
+//! That partial knowledge is why this is not an HPACK crate: the decoders of `hpack`,
+//! `fluke-hpack` and `h2` serve an endpoint, which always knows its whole table, and
+//! fail the whole block (or the connection) on an index they do not hold.
 
 pub mod huffman;
 mod table;
