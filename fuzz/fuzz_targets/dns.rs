@@ -9,7 +9,7 @@ use reef_dissect::datagram::{Datagram, DatagramDissector, UdpCtx};
 use reef_dissect::dns::{self, wire};
 use reef_dissect::{Conn, Limits, Output};
 use reef_reassembly::{Dir, Endpoint, EndReason, FlowCtx, FlowStats, StreamEvent};
-use reef_schema::Flags;
+use reef_schema::{Flags, Protocol};
 
 fuzz_target!(|data: &[u8]| {
     if data.len() < 2 {
@@ -90,7 +90,14 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(e.incomplete, e.flags.intersects(Flags::INCOMPLETE));
         assert!(e.request_size.is_some() || e.response_size.is_some());
         assert!(!(e.flags.contains(Flags::NO_RESPONSE) && e.response_size.is_some()));
-        assert!(!(e.flags.contains(Flags::NO_REQUEST) && e.request_size.is_some()));
+        // Detection may pick any protocol for the TCP bytes. Of those, MQTT has an
+        // exchange whose first packet was missed that still has request bytes: a QoS 2
+        // handshake joined after its PUBLISH, whose PUBREL the client sends (the mqtt
+        // target allows the same).
+        assert!(
+            !(e.flags.contains(Flags::NO_REQUEST) && e.request_size.is_some())
+                || (e.protocol == Protocol::Mqtt && e.mqtt_qos == Some(2))
+        );
         assert!(e.elapsed_time.is_none_or(|t| t >= 0));
         assert!(e.dns_answers.as_ref().is_none_or(|a| a.len() <= wire::MAX_ANSWERS_KEPT));
     }

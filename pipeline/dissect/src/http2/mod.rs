@@ -219,6 +219,8 @@ struct Msg {
     trailers: Headers,
     /// Header blocks seen, decoded or not (interim responses not counted).
     blocks: u32,
+    /// DATA frames of it seen (whole, in part or lost), with its header block or not.
+    data: bool,
     body: BodyCollector,
     framer: grpc::Framer,
     start_ts: Option<i64>,
@@ -237,6 +239,7 @@ impl Msg {
             headers: None,
             trailers: Headers::new(),
             blocks: 0,
+            data: false,
             body: BodyCollector::with_budget(budget.clone()),
             framer: grpc::Framer::default(),
             start_ts: None,
@@ -449,6 +452,7 @@ impl Http2 {
                     let m = if is_req { &mut st.req } else { &mut st.resp };
                     m.body.push(bytes, limit);
                     m.framer.push(bytes);
+                    m.data = true;
                     m.touch(ts, ts);
                 }
             }
@@ -456,6 +460,7 @@ impl Http2 {
                 if let Some(st) = self.stream(h.stream, ctx, out) {
                     let m = if is_req { &mut st.req } else { &mut st.resp };
                     m.wire += u64::from(h.len) + HEADER_LEN as u64;
+                    m.data = true;
                     m.touch(start_ts, ts);
                     if h.has(END_STREAM) {
                         m.ended = true;
@@ -469,6 +474,7 @@ impl Http2 {
                     m.body.gap(len);
                     m.framer.gap(len);
                     m.flags |= gap_flag(is_req);
+                    m.data = true;
                     m.touch(ts, ts);
                 }
             }
@@ -870,20 +876,34 @@ impl Http2 {
                 e.request_size = Some(req.wire);
             }
         }
+        // A side without a header block whose DATA was seen all the same (on a
+        // connection joined mid-stream, or after its head was lost) was captured in
+        // part: its head is missing, not the message.
         if req.blocks == 0 && pushed_by.is_none() && e.method.is_none() {
-            flags |= Flags::NO_REQUEST;
+            flags |= if req.data {
+                Flags::REQUEST_GAP
+            } else {
+                Flags::NO_REQUEST
+            };
         }
-        if resp.blocks == 0 {
+        // Interim (1xx) responses alone are no response.
+        let resp_seen = resp.blocks > 0 || resp.data;
+        if !resp_seen {
             flags |= Flags::NO_RESPONSE;
-        } else if !resp.ended {
-            // Reset, or the connection or capture ended, before the response did.
-            flags |= Flags::TRUNCATED;
+        } else {
+            if resp.blocks == 0 {
+                flags |= Flags::RESPONSE_GAP;
+            }
+            if !resp.ended {
+                // Reset, or the connection or capture ended, before the response did.
+                flags |= Flags::TRUNCATED;
+            }
         }
         if interim {
             flags |= Flags::INTERIM_RESPONSE;
         }
         e.status_code = resp.header(":status").and_then(|s| s.parse::<i32>().ok());
-        if resp.started() || resp.blocks > 0 {
+        if resp_seen {
             e.response_size = Some(resp.wire);
         }
         if let (Some(start), true) = (req.start_ts, resp.started()) {
@@ -932,7 +952,6 @@ impl Http2 {
             }
         };
         let req_seen = req.blocks > 0 || req.started();
-        let resp_seen = resp.blocks > 0 || resp.started();
         let Msg {
             headers: req_headers,
             trailers: req_trailers,
@@ -974,6 +993,8 @@ impl Http2 {
                 framer: &resp_framer,
             };
             grpc::finish(&mut e, req_side, resp_side, limits);
+            // The summary reads the flags (a request not captured, say).
+            e.flags |= flags;
             e.summary = Some(grpc_summary(&e, &notes, &req_framer, &resp_framer));
         } else {
             // The upgrade request's body came with it, over HTTP/1.1.
@@ -993,6 +1014,7 @@ impl Http2 {
                     flags |= f;
                 }
             }
+            e.flags |= flags;
             e.summary = Some(http_summary(&e, &notes));
             crate::graphql::enrich(&mut e);
         }

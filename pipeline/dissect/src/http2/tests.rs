@@ -642,6 +642,49 @@ fn joined_mid_connection_decodes_what_does_not_depend_on_the_lost_state() {
 }
 
 #[test]
+fn data_seen_without_its_head_is_a_gap_not_a_missing_message() {
+    // Found by the dns fuzzer (through detection): joined mid-connection, the DATA of
+    // a request (or response) whose HEADERS came before the capture made an entry
+    // flagged `no_request` (`no_response`) that had a request (response) size all
+    // the same.
+    let mut sim = Sim::with(Limits::default(), [true, true]);
+    let mut c = frame(WINDOW_UPDATE, 0, 0, &[0, 0, 1, 0]);
+    c.extend(frame(DATA, END_STREAM, 3, b"end of the body"));
+    sim.send(C, &c);
+    let mut s = ok(3, b"done");
+    // Stream 5: a response alone; stream 7: the end of a response body alone.
+    s.extend(ok(5, b"alone"));
+    s.extend(frame(DATA, END_STREAM, 7, b"tail"));
+    sim.send(S, &s);
+    let e = sim.close();
+    assert_eq!(e.len(), 3, "{e:#?}");
+    assert_eq!(key(&e[0]), (None, None, Some(200)));
+    assert!(e[0].flags.contains(Flags::REQUEST_GAP) && e[0].incomplete);
+    assert!(!e[0].flags.contains(Flags::NO_REQUEST));
+    assert_eq!(e[0].request_size, Some(9 + 15));
+    assert_eq!(key(&e[1]), (None, None, Some(200)));
+    assert!(e[1].flags.contains(Flags::NO_REQUEST));
+    assert_eq!(e[1].request_size, None);
+    assert_eq!(e[2].flags, Flags::NO_REQUEST | Flags::RESPONSE_GAP);
+    assert_eq!((e[2].request_size, e[2].response_size), (None, Some(9 + 4)));
+    assert_eq!(body(&e[2].response_body), b"tail");
+}
+
+#[test]
+fn interim_response_alone_is_no_response() {
+    let mut sim = Sim::new();
+    sim.send(C, &client_start()).send(C, &get(1, "/upload"));
+    sim.send(S, &headers(1, 0, &[(":status", "100")]));
+    let e = sim.close();
+    assert_eq!(e.len(), 1);
+    assert!(
+        e[0].flags
+            .contains(Flags::NO_RESPONSE | Flags::INTERIM_RESPONSE)
+    );
+    assert_eq!((e[0].status_code, e[0].response_size), (None, None));
+}
+
+#[test]
 fn stream_one_seen_mid_connection_starts_an_empty_table() {
     // No preface or SETTINGS in the capture, but stream 1's request: the table was
     // empty, so what it indexes can be used by the next request.

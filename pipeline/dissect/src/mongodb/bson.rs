@@ -263,28 +263,62 @@ impl<'a> Elements<'a> {
     }
 }
 
-/// Writes JSON into a string of at most `max` bytes; past it, output stops at the
-/// next value boundary (the JSON stays valid) and `cut` is set.
+/// Writes JSON into a string of at most `max` bytes (2 at least, for `{}`): output
+/// stops after the last value that fits, long strings and binaries show their start,
+/// the JSON stays valid, and `cut` is set when anything was left out.
 pub struct Json {
     pub out: String,
     max: usize,
+    /// Brackets open: the bytes their closing will take are kept free.
+    closers: usize,
     pub cut: bool,
 }
+
+/// Bytes of a key shown at most (its start, past that), so that its value has room.
+const MAX_KEY_BYTES: usize = 128;
 
 impl Json {
     pub fn new(max: usize) -> Json {
         Json {
             out: String::new(),
             max,
+            closers: 0,
             cut: false,
         }
     }
 
+    /// No room left for another value (or something was cut already)?
     fn full(&mut self) -> bool {
-        if self.out.len() >= self.max {
+        if self.out.len() + self.closers >= self.max {
             self.cut = true;
         }
         self.cut
+    }
+
+    /// Bytes left, with the open brackets' closing kept free.
+    fn room(&self) -> usize {
+        self.max.saturating_sub(self.out.len() + self.closers)
+    }
+
+    /// Drops what was written from `mark` on if it went past the limit; true if so.
+    fn drop_past_limit(&mut self, mark: usize) -> bool {
+        if self.out.len() + self.closers <= self.max {
+            return false;
+        }
+        self.out.truncate(mark);
+        self.cut = true;
+        true
+    }
+
+    /// `s`, which opens one bracket.
+    fn open(&mut self, s: &str) {
+        self.out.push_str(s);
+        self.closers += 1;
+    }
+
+    fn close(&mut self, c: char) {
+        self.out.push(c);
+        self.closers -= 1;
     }
 
     /// A document as a JSON object; `extra` are arrays of further documents to show
@@ -297,20 +331,23 @@ impl Json {
     }
 
     fn object(&mut self, d: &Doc<'_>, depth: usize, extra: &[(&[u8], Vec<Doc<'_>>)]) {
-        self.out.push('{');
+        self.open("{");
         let mut first = true;
         let mut it = d.iter();
         for (k, v) in it.by_ref() {
             if self.full() {
                 break;
             }
+            let mark = self.out.len();
             if !first {
                 self.out.push(',');
             }
-            first = false;
-            string(&mut self.out, k);
-            self.out.push(':');
+            self.key(k);
             self.value(&v, depth + 1);
+            if self.drop_past_limit(mark) {
+                break;
+            }
+            first = false;
         }
         if it.broken || d.cut {
             self.cut = true;
@@ -319,181 +356,205 @@ impl Json {
             if self.full() {
                 break;
             }
+            let mark = self.out.len();
             if !first {
                 self.out.push(',');
             }
-            first = false;
-            string(&mut self.out, name);
-            self.out.push_str(":[");
+            self.key(name);
+            self.open("[");
             for (i, x) in docs.iter().enumerate() {
                 if self.full() {
                     break;
                 }
+                let item = self.out.len();
                 if i > 0 {
                     self.out.push(',');
                 }
                 self.object(x, depth + 1, &[]);
+                if self.drop_past_limit(item) {
+                    break;
+                }
             }
-            self.out.push(']');
+            self.close(']');
+            if self.drop_past_limit(mark) {
+                break;
+            }
+            first = false;
         }
-        self.out.push('}');
+        self.close('}');
     }
 
     fn array(&mut self, d: &Doc<'_>, depth: usize) {
-        self.out.push('[');
+        self.open("[");
         let mut first = true;
         let mut it = d.iter();
         for (_, v) in it.by_ref() {
             if self.full() {
                 break;
             }
+            let mark = self.out.len();
             if !first {
                 self.out.push(',');
             }
-            first = false;
             self.value(&v, depth + 1);
+            if self.drop_past_limit(mark) {
+                break;
+            }
+            first = false;
         }
         if it.broken || d.cut {
             self.cut = true;
         }
-        self.out.push(']');
+        self.close(']');
     }
 
-    /// Bytes a string may take of what is left (a little at least, so that it
-    /// shows its start).
-    fn room(&self) -> usize {
-        self.max.saturating_sub(self.out.len()).max(32)
+    /// A key and its colon, a long key cut to leave its value room.
+    fn key(&mut self, k: &[u8]) {
+        let limit = self.room().saturating_sub(2).min(MAX_KEY_BYTES);
+        self.string_within(k, limit);
+        self.out.push(':');
     }
 
+    /// `s` as a JSON string of at most `limit` bytes: whole if it fits, else its start
+    /// and `…` (and `cut` set). Under 5 bytes not even that fits: `"…"` is written
+    /// all the same, for the caller to drop as past the limit.
+    fn string_within(&mut self, s: &[u8], limit: usize) {
+        const CUT: &str = "…\"";
+        // Each byte of `s` takes a byte of output at least: past `limit` it is cut.
+        let head = &s[..s.len().min(limit)];
+        let start = self.out.len();
+        self.out.push('"');
+        // The end of the last character after which the cut mark still fits.
+        let mut keep = self.out.len();
+        let mut over = false;
+        for c in String::from_utf8_lossy(head).chars() {
+            escaped(&mut self.out, c);
+            let n = self.out.len() - start;
+            if n + 1 > limit {
+                over = true;
+                break;
+            }
+            if n + CUT.len() <= limit {
+                keep = self.out.len();
+            }
+        }
+        if !over && head.len() == s.len() {
+            self.out.push('"');
+            return;
+        }
+        self.out.truncate(keep);
+        self.out.push_str(CUT);
+        self.cut = true;
+    }
+
+    /// `pre`, `s` as a string within what is left once `post` has room, `post`.
+    fn wrapped(&mut self, pre: &str, s: &[u8], post: &str) {
+        self.out.push_str(pre);
+        let limit = self.room().saturating_sub(post.len());
+        self.string_within(s, limit);
+        self.out.push_str(post);
+    }
+
+    /// A value; one that does not fit is written all the same (its start, if it is a
+    /// string or binary), for the caller to drop.
     fn value(&mut self, v: &Value<'_>, depth: usize) {
         if depth > MAX_DEPTH && matches!(v, Value::Doc(_) | Value::Array(_)) {
             self.out.push_str("\"…(nested too deep)\"");
             self.cut = true;
             return;
         }
-        if let Value::Str(s) | Value::Code(s) | Value::Symbol(s) = *v
-            && s.len() > self.room()
-        {
-            // A long string shows its start.
-            let keep = self.room();
-            let mut t = String::from_utf8_lossy(&s[..keep]).into_owned();
-            while t.ends_with('\u{FFFD}') {
-                t.pop();
-            }
-            t.push('…');
-            self.cut = true;
-            let (open, close) = match *v {
-                Value::Code(_) => ("{\"$code\":", "}"),
-                Value::Symbol(_) => ("{\"$symbol\":", "}"),
-                _ => ("", ""),
-            };
-            self.out.push_str(open);
-            string(&mut self.out, t.as_bytes());
-            self.out.push_str(close);
-            return;
-        }
-        if let Value::Binary(sub, b) = *v
-            && b.len() * 4 / 3 > self.room()
-        {
-            self.cut = true;
-            let keep = (self.room() * 3 / 4).min(b.len());
-            let _ = write!(self.out, "{{\"$binary\":{{\"base64\":\"");
-            base64(&mut self.out, &b[..keep]);
-            let _ = write!(self.out, "\",\"subType\":\"{sub:02x}\"}}}}");
-            return;
-        }
-        let o = &mut self.out;
         match *v {
-            Value::Double(d) => double(o, d),
-            Value::Str(s) => string(o, s),
+            Value::Double(d) => double(&mut self.out, d),
+            Value::Str(s) => self.wrapped("", s, ""),
             Value::Doc(d) => self.object(&d, depth, &[]),
             Value::Array(d) => self.array(&d, depth),
             Value::Binary(sub, b) => {
-                let _ = write!(o, "{{\"$binary\":{{\"base64\":\"");
-                base64(o, b);
+                // Four bytes of base64 for three, inside a fixed wrapping.
+                let wrapping = r#"{"$binary":{"base64":"","subType":"00"}}"#.len();
+                let keep = (self.room().saturating_sub(wrapping) / 4 * 3).min(b.len());
+                if keep < b.len() {
+                    self.cut = true;
+                }
+                let o = &mut self.out;
+                o.push_str(r#"{"$binary":{"base64":""#);
+                base64(o, &b[..keep]);
                 let _ = write!(o, "\",\"subType\":\"{sub:02x}\"}}}}");
             }
-            Value::Undefined => o.push_str("{\"$undefined\":true}"),
+            Value::Undefined => self.out.push_str("{\"$undefined\":true}"),
             Value::ObjectId(id) => {
-                o.push_str("{\"$oid\":\"");
-                hex(o, id);
-                o.push_str("\"}");
+                self.out.push_str("{\"$oid\":\"");
+                hex(&mut self.out, id);
+                self.out.push_str("\"}");
             }
-            Value::Bool(b) => o.push_str(if b { "true" } else { "false" }),
-            Value::DateTime(ms) => date(o, ms),
-            Value::Null => o.push_str("null"),
+            Value::Bool(b) => self.out.push_str(if b { "true" } else { "false" }),
+            Value::DateTime(ms) => date(&mut self.out, ms),
+            Value::Null => self.out.push_str("null"),
             Value::Regex(p, opt) => {
-                o.push_str("{\"$regularExpression\":{\"pattern\":");
-                string(o, p);
-                o.push_str(",\"options\":");
-                string(o, opt);
-                o.push_str("}}");
+                // Options are a few letters: room is kept for up to 8 of them.
+                let tail = r#","options":""}}"#.len() + opt.len().min(8);
+                self.out.push_str(r#"{"$regularExpression":{"pattern":"#);
+                let limit = self.room().saturating_sub(tail);
+                self.string_within(p, limit);
+                self.wrapped(r#","options":"#, opt, "}}");
             }
             Value::DbPointer(ns, id) => {
-                o.push_str("{\"$dbPointer\":{\"$ref\":");
-                string(o, ns);
-                o.push_str(",\"$id\":{\"$oid\":\"");
-                hex(o, id);
-                o.push_str("\"}}}");
+                let tail = r#","$id":{"$oid":""}}}"#.len() + 2 * id.len();
+                self.out.push_str(r#"{"$dbPointer":{"$ref":"#);
+                let limit = self.room().saturating_sub(tail);
+                self.string_within(ns, limit);
+                self.out.push_str(r#","$id":{"$oid":""#);
+                hex(&mut self.out, id);
+                self.out.push_str("\"}}}");
             }
-            Value::Code(c) => {
-                o.push_str("{\"$code\":");
-                string(o, c);
-                o.push('}');
-            }
-            Value::Symbol(s) => {
-                o.push_str("{\"$symbol\":");
-                string(o, s);
-                o.push('}');
-            }
+            Value::Code(c) => self.wrapped(r#"{"$code":"#, c, "}"),
+            Value::Symbol(s) => self.wrapped(r#"{"$symbol":"#, s, "}"),
             Value::CodeWithScope(c, scope) => {
-                o.push_str("{\"$code\":");
-                string(o, c);
-                o.push_str(",\"$scope\":");
+                self.open(r#"{"$code":"#);
+                let limit = self.room().saturating_sub(r#","$scope":{}"#.len());
+                self.string_within(c, limit);
+                self.out.push_str(r#","$scope":"#);
                 self.object(&scope, depth, &[]);
-                self.out.push('}');
+                self.close('}');
             }
             Value::Int32(i) => {
-                let _ = write!(o, "{i}");
+                let _ = write!(self.out, "{i}");
             }
             Value::Int64(i) => {
-                let _ = write!(o, "{i}");
+                let _ = write!(self.out, "{i}");
             }
             Value::Timestamp(t, i) => {
-                let _ = write!(o, "{{\"$timestamp\":{{\"t\":{t},\"i\":{i}}}}}");
+                let _ = write!(self.out, "{{\"$timestamp\":{{\"t\":{t},\"i\":{i}}}}}");
             }
             Value::Decimal128(b) => {
-                o.push_str("{\"$numberDecimal\":\"");
+                self.out.push_str("{\"$numberDecimal\":\"");
                 let mut a = [0u8; 16];
                 a.copy_from_slice(&b[..16]);
-                o.push_str(&decimal128(u128::from_le_bytes(a)));
-                o.push_str("\"}");
+                self.out.push_str(&decimal128(u128::from_le_bytes(a)));
+                self.out.push_str("\"}");
             }
-            Value::MinKey => o.push_str("{\"$minKey\":1}"),
-            Value::MaxKey => o.push_str("{\"$maxKey\":1}"),
+            Value::MinKey => self.out.push_str("{\"$minKey\":1}"),
+            Value::MaxKey => self.out.push_str("{\"$maxKey\":1}"),
         }
     }
 }
 
-/// A JSON string from bytes (lossy UTF-8).
-pub fn string(o: &mut String, b: &[u8]) {
-    o.push('"');
-    for c in String::from_utf8_lossy(b).chars() {
-        match c {
-            '"' => o.push_str("\\\""),
-            '\\' => o.push_str("\\\\"),
-            '\n' => o.push_str("\\n"),
-            '\r' => o.push_str("\\r"),
-            '\t' => o.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(o, "\\u{:04x}", c as u32);
-            }
-            c => o.push(c),
+/// A character of a JSON string, escaped as needed.
+fn escaped(o: &mut String, c: char) {
+    match c {
+        '"' => o.push_str("\\\""),
+        '\\' => o.push_str("\\\\"),
+        '\n' => o.push_str("\\n"),
+        '\r' => o.push_str("\\r"),
+        '\t' => o.push_str("\\t"),
+        c if (c as u32) < 0x20 => {
+            let _ = write!(o, "\\u{:04x}", c as u32);
         }
+        c => o.push(c),
     }
-    o.push('"');
 }
 
+/// A double as a JSON number: very large or small ones with an exponent (as
+/// JavaScript shows them), not hundreds of digits.
 fn double(o: &mut String, d: f64) {
     if d.is_nan() {
         o.push_str("{\"$numberDouble\":\"NaN\"}");
@@ -505,8 +566,10 @@ fn double(o: &mut String, d: f64) {
         });
     } else if d.fract() == 0.0 && d.abs() < 1e15 {
         let _ = write!(o, "{d:.1}");
-    } else {
+    } else if (1e-6..1e21).contains(&d.abs()) {
         let _ = write!(o, "{d}");
+    } else {
+        let _ = write!(o, "{d:e}");
     }
 }
 

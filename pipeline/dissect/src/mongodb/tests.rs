@@ -547,6 +547,123 @@ fn probe() {
     assert_eq!(super::probe(&mid, S, &reply), Probe::Client(C));
 }
 
+/// Brackets outside strings balance, and strings are closed.
+fn balanced(json: &str) -> bool {
+    let mut stack = Vec::new();
+    let (mut in_str, mut esc) = (false, false);
+    for c in json.chars() {
+        match (in_str, esc, c) {
+            (true, true, _) => esc = false,
+            (true, false, '\\') => esc = true,
+            (true, false, '"') | (false, _, '"') => in_str = !in_str,
+            (false, _, '{' | '[') => stack.push(c),
+            (false, _, '}') if stack.pop() != Some('{') => return false,
+            (false, _, ']') if stack.pop() != Some('[') => return false,
+            _ => {}
+        }
+    }
+    stack.is_empty() && !in_str
+}
+
+#[test]
+fn doubles_stay_short() {
+    // Found by the mongodb fuzzer: a subnormal double was written with all its
+    // digits (`-0.000…0004345847379897`, 330 bytes), past the body limit.
+    let d = doc(&[
+        ("tiny", B::D(-4.345847379897e-311)),
+        ("huge", B::D(1e300)),
+        ("small", B::D(0.000123)),
+        ("big", B::D(123456789012345680.0)),
+        ("int", B::D(3.0)),
+    ]);
+    let (d, _) = Doc::parse(&d).unwrap();
+    let mut j = Json::new(4096);
+    j.doc(&d, &[]);
+    assert_eq!(
+        j.out,
+        r#"{"tiny":-4.345847379897e-311,"huge":1e300,"small":0.000123,"big":123456789012345680,"int":3.0}"#
+    );
+}
+
+#[test]
+fn json_never_passes_its_limit() {
+    // Found by the mongodb fuzzer: a double was one way for a single value to take
+    // the body past its limit (`doubles_stay_short`); none may, whatever its kind,
+    // depth or escaping.
+    let long = "k".repeat(300);
+    let ctl = "\u{1}".repeat(100);
+    let mut deep = doc(&[("s", B::S(&long)), ("d", B::D(5e-324))]);
+    for _ in 0..8 {
+        deep = doc(&[("a", B::I(1)), ("n", B::Doc(deep))]);
+    }
+    let d = doc(&[
+        ("find", B::S("c")),
+        (&long[..100], B::I(1)),
+        ("ctl", B::S(&ctl)),
+        ("re", B::Re(&long, "imsx")),
+        ("bin", B::Bin(0, long.as_bytes())),
+        ("deep", B::Doc(deep)),
+        ("date", B::Date(1_700_000_000_123)),
+        ("dec", B::Dec(0x3040_0000_0000_0000_0000_0000_0000_3039)),
+    ]);
+    let (d, _) = Doc::parse(&d).unwrap();
+    let seq = [doc(&[("x", B::S(&long))]), doc(&[("y", B::I(2))])];
+    let seq: Vec<Doc<'_>> = seq.iter().map(|b| Doc::parse(b).unwrap().0).collect();
+    let extra = [(&b"documents"[..], seq)];
+    let mut whole = Json::new(1 << 20);
+    whole.doc(&d, &extra);
+    assert!(!whole.cut && balanced(&whole.out), "{}", whole.out);
+    for max in 0..whole.out.len() + 8 {
+        let mut j = Json::new(max);
+        j.doc(&d, &extra);
+        assert!(j.out.len() <= max.max(2), "{max}: {}", j.out);
+        assert!(balanced(&j.out), "{max}: {}", j.out);
+        assert_eq!(j.cut, max < whole.out.len(), "{max}: {}", j.out);
+    }
+    // A long string still shows its start.
+    let mut j = Json::new(40);
+    j.doc(&d, &extra);
+    assert_eq!(j.out, r#"{"find":"c","kkkkkkkkkkkkkkkkkkkk…":1}"#);
+    // And a long key leaves its value room.
+    let d = doc(&[(&long, B::I(1))]);
+    let (d, _) = Doc::parse(&d).unwrap();
+    let mut j = Json::new(1 << 20);
+    j.doc(&d, &[]);
+    assert!(
+        j.cut && j.out.ends_with("kk…\":1}") && j.out.len() < 140,
+        "{}",
+        j.out
+    );
+}
+
+#[test]
+fn op_msg_sequence_size_in_the_checksum() {
+    // Found by the mongodb fuzzer: with checksumPresent, a kind-1 section whose size
+    // field lies in the trailing CRC-32C was read from it, and the section was then
+    // sliced from after its size field to the checksum (start past end).
+    let body = [0x43, 0x43, 0x43, 0x43, 1, 0, 0, 4, 0x43];
+    let m = wire::op_msg(&body);
+    assert!(m.broken);
+    assert!(m.body.is_none() && m.sequences.is_empty());
+
+    // A whole message with a checksum: the sections end before it.
+    let cmd = doc(&[("insert", B::S("c")), ("$db", B::S("d"))]);
+    let docs = vec![doc(&[("x", B::I(1))]), doc(&[("x", B::I(2))])];
+    let mut b = op_msg(
+        1,
+        0,
+        wire::CHECKSUM_PRESENT,
+        &cmd,
+        Some(("documents", docs)),
+    );
+    b.extend_from_slice(&[0xde, 0xad, 0xbe, 0xef]);
+    let m = wire::op_msg(&b[16..]);
+    assert!(!m.broken);
+    assert_eq!(m.sequences.len(), 1);
+    assert_eq!(m.sequences[0].0, b"documents");
+    assert_eq!(m.sequences[0].1.len(), 2);
+}
+
 proptest! {
     #[test]
     fn random_documents_never_panic(b in proptest::collection::vec(any::<u8>(), 0..400), max in 1usize..2000) {

@@ -87,16 +87,19 @@ pub fn op_msg(b: &[u8]) -> OpMsg<'_> {
         return m;
     };
     m.flags = u32::from_le_bytes([f[0], f[1], f[2], f[3]]);
+    // The sections stop before the trailing CRC-32C, when there is one: nothing of a
+    // section (a sequence's size included) is read from it.
     let end = if m.flags & CHECKSUM_PRESENT != 0 {
         b.len().saturating_sub(4).max(4)
     } else {
         b.len()
     };
+    let b = &b[..end];
     let mut at = 4;
     while at < end {
         match b[at] {
             0 => {
-                let Some((d, len)) = Doc::parse(&b[at + 1..end]) else {
+                let Some((d, len)) = Doc::parse(&b[at + 1..]) else {
                     m.broken = true;
                     break;
                 };
