@@ -2,6 +2,7 @@
 //! capture through the whole pipeline, and how to rewrite real captures into harder
 //! ones (extra VLAN tags, IP fragments) without inventing traffic.
 
+pub mod kube_api;
 pub mod live;
 pub mod nats;
 

@@ -8,12 +8,14 @@
 
 mod amqp;
 mod capture;
+mod correlator;
 mod dns;
 mod golden;
 mod grpc;
 mod hard_cases;
 mod http2;
 mod icmp;
+mod k8s_watch;
 mod kafka;
 mod live_tools;
 mod mongodb;

@@ -16,6 +16,7 @@ pub mod ipc;
 mod json;
 #[cfg(test)]
 mod json_line_tests;
+mod os;
 pub mod subjects;
 mod values;
 
@@ -26,6 +27,10 @@ pub use flow::{
     FLOW_COLUMNS, FlowBatchBuilder, FlowRecord, flow_json_schema, flow_schema, flows_from_batch,
 };
 pub use json::{JsonOut, WriteJson, write_json_line, write_json_line_serde};
+pub use os::{
+    OS_ACCEPT, OS_CLOSE, OS_COLUMNS, OS_CONNECT, OsEvent, OsEventBatchBuilder, os_event_schema,
+    os_events_from_batch, os_json_schema,
+};
 pub use record::ColumnInfo;
 pub use values::{Body, CaptureSource, Flags, Headers, Protocol, Transport};
 
@@ -33,6 +38,8 @@ pub use values::{Body, CaptureSource, Flags, Headers, Protocol, Transport};
 pub const ENTRY_SCHEMA: &str = "reef.v1.entry";
 /// Name and version of the flow record schema.
 pub const FLOW_SCHEMA: &str = "reef.v1.flow";
+/// Name and version of the OS event schema.
+pub const OS_SCHEMA: &str = "reef.v1.os";
 /// Prefix of every NATS subject and schema name of this version.
 pub const SCHEMA_VERSION: &str = "reef.v1";
 
@@ -174,6 +181,7 @@ mod tests {
         for (file, schema) in [
             ("entry.v1.schema.json", entry_json_schema()),
             ("flow.v1.schema.json", flow_json_schema()),
+            ("os.v1.schema.json", os_json_schema()),
         ] {
             let path = format!("{}/{file}", env!("CARGO_MANIFEST_DIR"));
             let generated = serde_json::to_string_pretty(&schema).unwrap() + "\n";
@@ -186,6 +194,35 @@ mod tests {
                 "schemas/{file} is stale: run REEF_BLESS=1 cargo test -p reef-schema"
             );
         }
+    }
+
+    #[test]
+    fn os_events_round_trip_through_ipc() {
+        let e = OsEvent {
+            timestamp: 5,
+            node: Some("n1".into()),
+            kind: OS_CONNECT.into(),
+            pid: Some(42),
+            tgid: Some(42),
+            comm: Some("curl".into()),
+            cgroup_id: Some(7),
+            container_id: Some("abc".into()),
+            src_ip: "10.0.0.1".parse().unwrap(),
+            src_port: Some(40000),
+            dst_ip: "10.0.0.2".parse().unwrap(),
+            dst_port: Some(80),
+        };
+        let mut b = OsEventBatchBuilder::with_capacity(2);
+        b.push(&e);
+        b.push(&OsEvent::default());
+        let batch = b.finish();
+        assert_eq!(batch.schema(), os_event_schema());
+        let bytes = ipc::encode(&batch, ipc::Compression::Lz4).unwrap();
+        let back = ipc::decode(&bytes).unwrap();
+        assert_eq!(
+            os_events_from_batch(&back[0]).unwrap(),
+            vec![e, OsEvent::default()]
+        );
     }
 
     #[test]

@@ -16,6 +16,37 @@ pub fn node_flows(node: &str) -> String {
     format!("reef.v1.node.{}.flows", token(node))
 }
 
+/// `reef.v1.node.<node>.os`: Arrow IPC stream bytes of OS event batches ([`crate::OsEvent`]:
+/// connect / accept / close with pid and comm, from the tracer).
+pub fn node_os(node: &str) -> String {
+    format!("reef.v1.node.{}.os", token(node))
+}
+
+/// Entries of every node, as the correlators' shared consumer filters them.
+pub const ALL_NODE_ENTRIES: &str = "reef.v1.node.*.entries";
+/// OS events of every node, which each correlator replica reads in full.
+pub const ALL_NODE_OS: &str = "reef.v1.node.*.os";
+
+/// Stream of enriched entries, published by correlators.
+pub const ENRICHED_STREAM: &str = "REEF_ENRICHED";
+/// Subjects of [`ENRICHED_STREAM`].
+pub const ENRICHED_SUBJECTS: &str = "reef.v1.enriched.>";
+
+/// `reef.v1.enriched.<namespace>.<protocol>`: enriched entry batches whose rows all have
+/// this server namespace (`_` when unknown) and protocol, so consumers filter on the
+/// server with subject wildcards (`reef.v1.enriched.shop.>`).
+pub fn enriched(namespace: Option<&str>, protocol: &str) -> String {
+    format!(
+        "reef.v1.enriched.{}.{}",
+        token(namespace.unwrap_or("_")),
+        token(protocol)
+    )
+}
+
+/// Kubernetes object changes the correlators saw, as JSON summaries (core NATS, not
+/// stored).
+pub const K8S_EVENTS: &str = "reef.v1.k8s.events";
+
 /// `reef.v1.control.<node>.targets`: the worker's capture targets (JSON), set at runtime.
 pub fn node_targets(node: &str) -> String {
     format!("reef.v1.control.{}.targets", token(node))
@@ -67,5 +98,9 @@ mod tests {
         );
         assert_eq!(token("a b*c>d"), "a_b_c_d");
         assert_eq!(token(""), "_");
+        assert_eq!(node_os("n1"), "reef.v1.node.n1.os");
+        assert_eq!(enriched(Some("shop"), "http"), "reef.v1.enriched.shop.http");
+        assert_eq!(enriched(None, "dns"), "reef.v1.enriched._.dns");
+        assert_eq!(enriched(Some("a.b"), "grpc"), "reef.v1.enriched.a_b.grpc");
     }
 }

@@ -1,5 +1,6 @@
 //! `reef`: one binary for every part of Reef.
 
+mod correlator;
 mod dissect;
 mod worker;
 
@@ -30,6 +31,8 @@ enum Command {
     Dissect(dissect::Args),
     /// Capture live (or replay captures) and publish entries and flows to NATS JetStream.
     Worker(Box<worker::Args>),
+    /// Join worker entries with Kubernetes and process context; publish to REEF_ENRICHED.
+    Correlator(Box<correlator::Args>),
     /// Print the entry schema: its columns, or the JSON Schema.
     Schema {
         /// Print the JSON Schema (schemas/entry.v1.schema.json) instead of the column list.
@@ -43,6 +46,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Dissect(args) => dissect::run(args),
         Command::Worker(args) => worker::run(*args),
+        Command::Correlator(args) => correlator::run(*args),
         Command::Schema { json_schema } => print_schema(json_schema),
     };
     match result {
