@@ -876,6 +876,13 @@ fn pods_recycled_while_traffic_flows_resolve_by_time_through_the_api_server() {
     wait_consumed(&rt, &nats.url());
     let report = stop(&rt, replica);
     let pods = counters.get(Kind::Pod);
+    // What `reef correlator` appends to its /metrics says the same.
+    let text = counters.prometheus_text();
+    assert!(
+        text.contains("reef_k8s_watch_relists_total{kind=\"Pod\"} 1\n"),
+        "{text}"
+    );
+    assert!(text.contains("# TYPE reef_k8s_watch_errors_total counter"));
     let got = enriched(&nats.url());
 
     let mut count = HashMap::<String, usize>::new();

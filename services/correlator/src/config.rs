@@ -77,6 +77,19 @@ pub struct CorrelatorConfig {
     pub os_lookback: Option<Duration>,
     pub metrics_listen: Option<SocketAddr>,
     pub connect_timeout: Duration,
+    /// More metrics in Prometheus text format, appended to `/metrics` (the Kubernetes
+    /// watchers' counters, which live outside this crate).
+    pub extra_metrics: Option<ExtraMetrics>,
+}
+
+/// Renders metrics kept elsewhere, in Prometheus text format.
+#[derive(Clone)]
+pub struct ExtraMetrics(pub std::sync::Arc<dyn Fn() -> String + Send + Sync>);
+
+impl std::fmt::Debug for ExtraMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ExtraMetrics")
+    }
 }
 
 impl CorrelatorConfig {
@@ -92,6 +105,7 @@ impl CorrelatorConfig {
             os_lookback: Some(DEFAULT_OS_LOOKBACK),
             metrics_listen: None,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            extra_metrics: None,
         }
     }
 }

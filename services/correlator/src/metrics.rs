@@ -7,6 +7,7 @@ use std::sync::{Arc, RwLock};
 use prometheus::{Encoder, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
 use reef_k8s_index::K8sIndex;
 
+use crate::config::ExtraMetrics;
 use crate::enrich::EnrichStats;
 use crate::os_index::OsIndex;
 
@@ -34,6 +35,7 @@ pub struct Metrics {
     os_connections: IntGauge,
     k8s: Arc<RwLock<K8sIndex>>,
     os: Arc<RwLock<OsIndex>>,
+    extra: Option<ExtraMetrics>,
 }
 
 fn counter(r: &Registry, name: &str, help: &str) -> prometheus::Result<IntCounter> {
@@ -58,6 +60,7 @@ impl Metrics {
     pub fn new(
         k8s: Arc<RwLock<K8sIndex>>,
         os: Arc<RwLock<OsIndex>>,
+        extra: Option<ExtraMetrics>,
     ) -> prometheus::Result<Metrics> {
         let r = Registry::new();
         Ok(Metrics {
@@ -150,6 +153,7 @@ impl Metrics {
             registry: r,
             k8s,
             os,
+            extra,
         })
     }
 
@@ -177,10 +181,14 @@ impl Metrics {
             self.os_connections.set(o.len() as i64);
         }
         let mut buf = Vec::new();
-        match TextEncoder::new().encode(&self.registry.gather(), &mut buf) {
+        let mut text = match TextEncoder::new().encode(&self.registry.gather(), &mut buf) {
             Ok(()) => String::from_utf8_lossy(&buf).into_owned(),
             Err(e) => format!("# encoding failed: {e}\n"),
+        };
+        if let Some(extra) = &self.extra {
+            text.push_str(&(extra.0)());
         }
+        text
     }
 }
 

@@ -147,7 +147,9 @@ pub async fn run(
 
     let k8s = Arc::new(RwLock::new(K8sIndex::new()));
     let os = Arc::new(RwLock::new(OsIndex::new()));
-    let metrics = Arc::new(Metrics::new(k8s.clone(), os.clone()).context("metrics")?);
+    let metrics = Arc::new(
+        Metrics::new(k8s.clone(), os.clone(), cfg.extra_metrics.clone()).context("metrics")?,
+    );
     let metrics_task = match cfg.metrics_listen {
         Some(addr) => {
             let listener = metrics::bind(addr).await?;

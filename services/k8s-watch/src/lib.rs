@@ -20,6 +20,7 @@ pub mod map;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Debug;
+use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -121,6 +122,9 @@ pub struct KindCounters {
     pub skipped: AtomicU64,
 }
 
+/// A metric's name, its help text and how to read it from a kind's counters.
+type Series = (&'static str, &'static str, fn(&KindStats) -> u64);
+
 /// A copy of one kind's counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct KindStats {
@@ -140,6 +144,56 @@ pub struct Counters {
 impl Counters {
     pub fn kind(&self, kind: Kind) -> &KindCounters {
         &self.kinds[kind.index()]
+    }
+
+    /// The counters in Prometheus text format, per kind of object (the correlator
+    /// appends them to its `/metrics`).
+    pub fn prometheus_text(&self) -> String {
+        let series: [Series; 6] = [
+            (
+                "reef_k8s_watch_upserts_total",
+                "Objects added or changed, from lists and watches.",
+                |s| s.upserts,
+            ),
+            (
+                "reef_k8s_watch_deletes_total",
+                "Objects deleted, seen by the watch.",
+                |s| s.deletes,
+            ),
+            (
+                "reef_k8s_watch_relist_deletes_total",
+                "Objects missing from a relist: deleted while the watch was away.",
+                |s| s.relist_deletes,
+            ),
+            (
+                "reef_k8s_watch_relists_total",
+                "Lists after the first (410 Gone, reconnects).",
+                |s| s.relists,
+            ),
+            (
+                "reef_k8s_watch_errors_total",
+                "API errors, each followed by a backoff.",
+                |s| s.errors,
+            ),
+            (
+                "reef_k8s_watch_skipped_total",
+                "Objects that could not be mapped (no uid).",
+                |s| s.skipped,
+            ),
+        ];
+        let mut out = String::new();
+        for (name, help, get) in series {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            for kind in Kind::ALL {
+                let _ = writeln!(
+                    out,
+                    "{name}{{kind=\"{}\"}} {}",
+                    kind.name(),
+                    get(&self.get(kind))
+                );
+            }
+        }
+        out
     }
 
     pub fn get(&self, kind: Kind) -> KindStats {

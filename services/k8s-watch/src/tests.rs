@@ -165,3 +165,18 @@ fn relist_deletes_what_vanished() {
         assert_eq!(known.objects.len(), 1);
     });
 }
+
+#[test]
+fn counters_render_as_prometheus_text() {
+    let c = Counters::default();
+    inc(&c.kind(Kind::Pod).relists);
+    inc(&c.kind(Kind::Pod).upserts);
+    inc(&c.kind(Kind::Pod).upserts);
+    let text = c.prometheus_text();
+    assert!(text.contains("# TYPE reef_k8s_watch_upserts_total counter\n"));
+    assert!(text.contains("reef_k8s_watch_upserts_total{kind=\"Pod\"} 2\n"));
+    assert!(text.contains("reef_k8s_watch_relists_total{kind=\"Pod\"} 1\n"));
+    assert!(text.contains("reef_k8s_watch_errors_total{kind=\"Job\"} 0\n"));
+    // Six series, each with its two comment lines and one line per kind.
+    assert_eq!(text.lines().count(), 6 * (2 + Kind::ALL.len()));
+}

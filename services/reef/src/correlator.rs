@@ -3,12 +3,13 @@
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args as ClapArgs;
 use reef_correlator::CorrelatorConfig;
-use reef_correlator::config::{self as defaults, StreamLimits};
+use reef_correlator::config::{self as defaults, ExtraMetrics, StreamLimits};
 use tokio::sync::mpsc;
 
 #[derive(ClapArgs)]
@@ -52,7 +53,9 @@ const K8S_EVENT_QUEUE: usize = 4096;
 /// Starts the Kubernetes watchers on a thread of their own (the kube client belongs to
 /// the runtime it was made on) and returns their events; None when no Kubernetes is
 /// configured.
-fn kubernetes() -> anyhow::Result<Option<mpsc::Receiver<reef_k8s_index::Event>>> {
+fn kubernetes(
+    counters: Arc<reef_k8s_watch::Counters>,
+) -> anyhow::Result<Option<mpsc::Receiver<reef_k8s_index::Event>>> {
     let (found_tx, found_rx) = std::sync::mpsc::channel::<Result<bool, String>>();
     let (tx, rx) = mpsc::channel(K8S_EVENT_QUEUE);
     std::thread::Builder::new()
@@ -72,7 +75,6 @@ fn kubernetes() -> anyhow::Result<Option<mpsc::Receiver<reef_k8s_index::Event>>>
                 match reef_k8s_watch::client().await {
                     Ok(Some(client)) => {
                         let _ = found_tx.send(Ok(true));
-                        let counters = reef_k8s_watch::Counters::default();
                         reef_k8s_watch::run(client, tx, &counters).await;
                     }
                     Ok(None) => {
@@ -113,7 +115,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let k8s = if args.no_kubernetes {
         None
     } else {
-        kubernetes()?
+        let counters = Arc::new(reef_k8s_watch::Counters::default());
+        let rx = kubernetes(counters.clone())?;
+        if rx.is_some() {
+            cfg.extra_metrics = Some(ExtraMetrics(Arc::new(move || counters.prometheus_text())));
+        }
+        rx
     };
     let report = reef_correlator::run_blocking(cfg, k8s)?;
     eprintln!(
