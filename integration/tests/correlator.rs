@@ -359,10 +359,44 @@ fn two_replicas_enrich_every_entry_exactly_once() {
     let mut c = cfg(nats.url());
     // Small windows, so that both replicas get work.
     c.in_flight = 4;
-    let a = start(&rt, c.clone(), None);
-    let b = start(&rt, c, None);
+    // The synthetic entries' IPs are in no index: nothing to wait for.
+    c.unresolved_wait = Duration::ZERO;
+    // Both replicas watch the same Kubernetes: each publishes every change, and the
+    // stream keeps one copy of each (same message id).
+    let mut changes: Vec<Event> = (0..5u8)
+        .map(|i| {
+            let ip = IpAddr::from([10, 9, 0, i]);
+            Event::Upsert(Object::Pod(pod(
+                format!("uid-{i}"),
+                "k",
+                format!("p{i}"),
+                ip,
+                None,
+            )))
+        })
+        .collect();
+    if let Some(Event::Upsert(object)) = changes.first().cloned() {
+        changes.push(Event::Delete { object, at: 1_000 });
+    }
+    let feeds: Vec<_> = (0..2)
+        .map(|_| {
+            let (tx, rx) = mpsc::channel(16);
+            for ev in &changes {
+                tx.try_send(ev.clone()).unwrap();
+            }
+            (tx, rx)
+        })
+        .collect();
+    let mut feeds = feeds.into_iter();
+    let (tx_a, rx_a) = feeds.next().unwrap();
+    let (tx_b, rx_b) = feeds.next().unwrap();
+    let a = start(&rt, c.clone(), Some(rx_a));
+    let b = start(&rt, c, Some(rx_b));
     wait_consumed(&rt, &nats.url());
     let (ra, rb) = (stop(&rt, a), stop(&rt, b));
+    drop((tx_a, tx_b));
+    let stored = read_subject(&nats.url(), subjects::K8S_STREAM, subjects::K8S_EVENTS);
+    assert_eq!(stored.len(), changes.len(), "one stored copy per change");
 
     let got = enriched(&nats.url());
     let total = batches * rows;

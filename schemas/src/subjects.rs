@@ -43,9 +43,14 @@ pub fn enriched(namespace: Option<&str>, protocol: &str) -> String {
     )
 }
 
-/// Kubernetes object changes the correlators saw, as JSON summaries (core NATS, not
-/// stored).
+/// Kubernetes object changes the correlators saw, as JSON summaries, stored in
+/// [`K8S_STREAM`]: every replica publishes each change under the same message id, so
+/// it is stored once.
 pub const K8S_EVENTS: &str = "reef.v1.k8s.events";
+/// Stream of Kubernetes object changes.
+pub const K8S_STREAM: &str = "REEF_K8S";
+/// Subjects of [`K8S_STREAM`].
+pub const K8S_SUBJECTS: &str = "reef.v1.k8s.>";
 
 /// `reef.v1.control.<node>.targets`: the worker's capture targets (JSON), set at runtime.
 pub fn node_targets(node: &str) -> String {

@@ -24,6 +24,11 @@ pub const DEFAULT_ACK_WAIT: Duration = Duration::from_secs(30);
 pub const DEFAULT_STREAM_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
 /// ...and at most this many bytes.
 pub const DEFAULT_STREAM_MAX_BYTES: i64 = 10 * 1024 * 1024 * 1024;
+/// REEF_K8S keeps Kubernetes changes this long (they are small and few next to
+/// entries)...
+pub const K8S_STREAM_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
+/// ...and at most this many bytes.
+pub const K8S_STREAM_MAX_BYTES: i64 = 1 << 30;
 /// JetStream's de-duplication window on REEF_ENRICHED: a batch redelivered (after a
 /// replica died, or a publish was retried) within it is stored once.
 pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);

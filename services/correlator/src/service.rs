@@ -71,6 +71,42 @@ pub async fn ensure_stream(js: &jetstream::Context, limits: &StreamLimits) -> an
     Ok(())
 }
 
+/// Creates or updates the stream of Kubernetes object changes. Its duplicate window
+/// lets every replica publish each change: the server keeps one copy.
+pub async fn ensure_k8s_stream(js: &jetstream::Context) -> anyhow::Result<()> {
+    let config = stream::Config {
+        name: subjects::K8S_STREAM.to_string(),
+        subjects: vec![subjects::K8S_SUBJECTS.to_string()],
+        max_age: config::K8S_STREAM_MAX_AGE,
+        max_bytes: config::K8S_STREAM_MAX_BYTES,
+        storage: stream::StorageType::File,
+        discard: stream::DiscardPolicy::Old,
+        duplicate_window: config::DUPLICATE_WINDOW,
+        description: Some(
+            "Reef correlators: Kubernetes object changes (JSON), one copy per change".into(),
+        ),
+        ..stream::Config::default()
+    };
+    js.create_or_update_stream(config).await.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot create or update stream {}: {e}",
+            subjects::K8S_STREAM
+        )
+    })?;
+    Ok(())
+}
+
+/// The message id of a change: the same from every replica that applies it.
+fn k8s_msg_id(summary: &serde_json::Value) -> String {
+    let field = |k: &str| summary.get(k).map(|v| v.to_string()).unwrap_or_default();
+    format!(
+        "k8s.{}.{}.{}",
+        summary.get("op").and_then(|v| v.as_str()).unwrap_or("?"),
+        field("uid").trim_matches('"'),
+        field("resource_version")
+    )
+}
+
 /// State shared by the tasks of one replica.
 struct Shared {
     k8s: Arc<RwLock<K8sIndex>>,
@@ -144,6 +180,7 @@ pub async fn run(
         .map_err(|e| anyhow::anyhow!("cannot reach NATS at {}: {e}", cfg.nats_url))?;
     let js = jetstream::new(client.clone());
     ensure_stream(&js, &cfg.stream).await?;
+    ensure_k8s_stream(&js).await?;
 
     let k8s = Arc::new(RwLock::new(K8sIndex::new()));
     let os = Arc::new(RwLock::new(OsIndex::new()));
@@ -190,12 +227,12 @@ pub async fn run(
     match k8s_events {
         Some(mut rx) => {
             while let Ok(ev) = rx.try_recv() {
-                apply_k8s(&shared, &client, ev).await;
+                apply_k8s(&shared, &js, ev).await;
             }
-            let (shared, client) = (shared.clone(), client.clone());
+            let (shared, js) = (shared.clone(), js.clone());
             tasks.push(tokio::spawn(async move {
                 while let Some(ev) = rx.recv().await {
-                    apply_k8s(&shared, &client, ev).await;
+                    apply_k8s(&shared, &js, ev).await;
                 }
                 tracing::warn!("the Kubernetes watchers stopped; the index is no longer updated");
             }));
@@ -539,7 +576,7 @@ impl Publisher {
 }
 
 /// Applies one Kubernetes event and publishes its JSON summary.
-async fn apply_k8s(shared: &Shared, client: &async_nats::Client, ev: Event) {
+async fn apply_k8s(shared: &Shared, js: &jetstream::Context, ev: Event) {
     let summary = summarize(&ev);
     shared
         .k8s
@@ -548,8 +585,12 @@ async fn apply_k8s(shared: &Shared, client: &async_nats::Client, ev: Event) {
         .apply(ev);
     shared.k8s_generation.fetch_add(1, Ordering::AcqRel);
     shared.metrics.k8s_events.inc();
-    if let Err(e) = client
-        .publish(subjects::K8S_EVENTS, summary.to_string().into())
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(subjects::headers::MSG_ID, k8s_msg_id(&summary).as_str());
+    // The acknowledgment is not awaited: a relist of a large cluster must not apply at
+    // one round trip per object, and a lost summary costs a consumer one change.
+    if let Err(e) = js
+        .publish_with_headers(subjects::K8S_EVENTS, headers, summary.to_string().into())
         .await
     {
         tracing::debug!(error = %e, "publishing a Kubernetes event summary");
@@ -782,6 +823,23 @@ mod tests {
         assert_eq!(
             def["duplicate_window"].as_u64().unwrap(),
             config::DUPLICATE_WINDOW.as_nanos() as u64
+        );
+    }
+
+    #[test]
+    fn deployed_k8s_stream_definition_matches_the_defaults() {
+        let def: serde_json::Value =
+            serde_json::from_str(include_str!("../../../deploy/nats/streams/REEF_K8S.json"))
+                .unwrap();
+        assert_eq!(def["name"], subjects::K8S_STREAM);
+        assert_eq!(def["subjects"][0], subjects::K8S_SUBJECTS);
+        assert_eq!(
+            def["max_age"].as_u64().unwrap(),
+            config::K8S_STREAM_MAX_AGE.as_nanos() as u64
+        );
+        assert_eq!(
+            def["max_bytes"].as_i64().unwrap(),
+            config::K8S_STREAM_MAX_BYTES
         );
     }
 
