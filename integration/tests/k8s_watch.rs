@@ -97,17 +97,18 @@ impl Rig {
 
     /// Every watcher has made its first list (they start concurrently).
     fn wait_listed(&self) {
-        self.wait("every kind listed", |_| self.lists() == [1; 6]);
+        self.wait("every kind listed", |_| self.lists() == [1; 7]);
     }
 }
 
-const WATCHED: [&str; 6] = [
+const WATCHED: [&str; 7] = [
     "Pod",
     "Service",
     "EndpointSlice",
     "Node",
     "ReplicaSet",
     "Job",
+    "Namespace",
 ];
 
 struct PodSpec<'a> {
@@ -198,7 +199,7 @@ fn recycled_pod_ip_resolves_per_time() {
     );
     assert_eq!(r.pod_at(addr, now()).as_deref(), Some("c"));
     // One list per kind at start, then watches only.
-    assert_eq!(r.lists(), [1; 6]);
+    assert_eq!(r.lists(), [1; 7]);
 }
 
 #[test]
@@ -253,7 +254,7 @@ fn workload_service_and_slice() {
     let mut hn = PodSpec::new("node-exporter-q", "192.168.0.2", 5);
     hn.host_network = true;
     r.api.apply(hn.json());
-    // Namespaces are served but not watched: the index has no use for them.
+    // Namespaces are watched for the change stream; no address resolves to them.
     r.api.apply(json!({"kind": "Namespace",
         "metadata": {"name": "prod", "creationTimestamp": ts(0)}}));
 
@@ -301,8 +302,12 @@ fn workload_service_and_slice() {
     // Several bookmark periods later: still one list per kind, and a watch each.
     r.wait_listed();
     std::thread::sleep(Duration::from_millis(1000));
-    assert_eq!(r.lists(), [1; 6]);
-    assert_eq!(r.api.lists("Namespace"), 0);
+    assert_eq!(r.lists(), [1; 7]);
+    assert_eq!(
+        r.counters.get(Kind::Namespace).upserts,
+        1,
+        "the namespace came through"
+    );
     for k in WATCHED {
         assert_eq!(r.api.watches(k), 1, "{k}: one watch, no re-watch loop");
     }
@@ -334,13 +339,13 @@ fn gone_410_relists_and_deletes_missed() {
     assert_eq!(pods.relist_deletes, 1);
     assert_eq!(pods.deletes, 0, "the watch never saw the delete");
     // Every kind's resume point predates the compaction: each relisted once.
-    r.wait("all kinds relisted", |_| r.lists() == [2; 6]);
+    r.wait("all kinds relisted", |_| r.lists() == [2; 7]);
     // x is cut at the relist, not before: it was live until the watch lost sight of it.
     assert_eq!(r.pod_at("10.1.2.7", at(20)).as_deref(), Some("x"));
     assert_eq!(r.pod_at("10.1.2.7", before_relist).as_deref(), Some("x"));
     assert_eq!(r.pod_at("10.1.2.8", now()).as_deref(), Some("y"));
     std::thread::sleep(Duration::from_millis(700));
-    assert_eq!(r.lists(), [2; 6], "no further lists");
+    assert_eq!(r.lists(), [2; 7], "no further lists");
 }
 
 #[test]
@@ -376,6 +381,6 @@ fn api_down_backoff_catches_up() {
     );
     // Backoff, not a hot loop: a handful of attempts over three seconds.
     assert!(pods.errors <= 10, "{} errors in 3 s", pods.errors);
-    assert_eq!(r.lists(), [1; 6], "a resumed watch does not list again");
+    assert_eq!(r.lists(), [1; 7], "a resumed watch does not list again");
     assert!(r.api.watches("Pod") >= 2);
 }

@@ -170,6 +170,8 @@ impl K8sIndex {
             Object::EndpointSlice(s) => self.apply_slice(s, gone_at),
             Object::Node(n) => self.apply_node(n, gone_at),
             Object::ReplicaSet(c) | Object::Job(c) => self.apply_controller(c, gone_at),
+            // No address belongs to a namespace: every object names its own.
+            Object::Namespace(_) => {}
         }
     }
 

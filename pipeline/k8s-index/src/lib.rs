@@ -40,8 +40,8 @@ mod workload;
 pub use index::K8sIndex;
 pub use limits::Stats;
 pub use model::{
-    Controller, Endpoint, EndpointSlice, Event, Nanos, Node, Object, OwnerRef, Pod, Service,
-    TargetRef,
+    Controller, Endpoint, EndpointSlice, Event, Namespace, Nanos, Node, Object, OwnerRef, Pod,
+    Service, TargetRef,
 };
 pub use resolved::Resolved;
 

@@ -99,6 +99,19 @@ pub struct Node {
     pub deleted: Option<Nanos>,
 }
 
+/// A namespace. It names no address, so the index only takes note of it; consumers
+/// of the correlator's change stream learn of namespaces coming and going (and their
+/// labels) from it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Namespace {
+    pub uid: String,
+    pub resource_version: u64,
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub created: Nanos,
+    pub deleted: Option<Nanos>,
+}
+
 /// A ReplicaSet or a Job: the intermediate controllers between a pod and its top-level
 /// workload (Deployment, CronJob). Deployments, StatefulSets, DaemonSets and CronJobs are
 /// only ever needed by name, which owner references already carry.
@@ -120,6 +133,7 @@ pub enum Object {
     Node(Node),
     ReplicaSet(Controller),
     Job(Controller),
+    Namespace(Namespace),
 }
 
 /// One watch event. Events may arrive in any order, late, or again after a relist.

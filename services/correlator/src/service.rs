@@ -654,6 +654,14 @@ pub fn summarize(ev: &Event) -> serde_json::Value {
             c.resource_version,
             Vec::new(),
         ),
+        Object::Namespace(n) => (
+            "Namespace",
+            None,
+            &n.name,
+            &n.uid,
+            n.resource_version,
+            Vec::new(),
+        ),
     };
     let mut v = serde_json::json!({
         "op": op,

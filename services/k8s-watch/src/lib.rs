@@ -13,8 +13,9 @@
 //!
 //! Deployments, StatefulSets, DaemonSets and CronJobs are not watched: the index only
 //! needs their names, which the owner references of ReplicaSets, Jobs and pods carry.
-//! Namespaces are not watched either: the index has no namespace object, and every
-//! namespaced object carries its namespace's name.
+//! Namespaces are watched for the change stream (their coming and going, their labels);
+//! the index resolves no address to them, since every namespaced object carries its
+//! namespace's name.
 
 pub mod map;
 
@@ -27,7 +28,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use futures_util::StreamExt;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Node, Pod, Service};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::serde::de::DeserializeOwned;
 use kube::runtime::{WatchStreamExt, watcher};
@@ -75,16 +76,18 @@ pub enum Kind {
     Node,
     ReplicaSet,
     Job,
+    Namespace,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 6] = [
+    pub const ALL: [Kind; 7] = [
         Kind::Pod,
         Kind::Service,
         Kind::EndpointSlice,
         Kind::Node,
         Kind::ReplicaSet,
         Kind::Job,
+        Kind::Namespace,
     ];
 
     /// The Kubernetes kind name, for metric labels.
@@ -96,6 +99,7 @@ impl Kind {
             Kind::Node => "Node",
             Kind::ReplicaSet => "ReplicaSet",
             Kind::Job => "Job",
+            Kind::Namespace => "Namespace",
         }
     }
 
@@ -138,7 +142,7 @@ pub struct KindStats {
 
 #[derive(Debug, Default)]
 pub struct Counters {
-    kinds: [KindCounters; 6],
+    kinds: [KindCounters; 7],
 }
 
 impl Counters {
@@ -261,9 +265,16 @@ pub async fn run(client: Client, tx: mpsc::Sender<Event>, counters: &Counters) {
             counters,
         ),
         watch_kind(
-            Api::<Job>::all(client),
+            Api::<Job>::all(client.clone()),
             Kind::Job,
             |j| map::job(j).map(Object::Job),
+            &tx,
+            counters,
+        ),
+        watch_kind(
+            Api::<Namespace>::all(client),
+            Kind::Namespace,
+            |n| map::namespace(n).map(Object::Namespace),
             &tx,
             counters,
         ),

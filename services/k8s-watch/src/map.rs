@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Node, Pod, Service};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
 use reef_k8s_index::model;
@@ -216,6 +216,18 @@ pub fn job(j: &Job) -> Option<model::Controller> {
     controller(&j.metadata)
 }
 
+pub fn namespace(n: &Namespace) -> Option<model::Namespace> {
+    let meta = &n.metadata;
+    Some(model::Namespace {
+        uid: uid(meta)?,
+        resource_version: resource_version(meta),
+        name: meta.name.clone().unwrap_or_default(),
+        labels: meta.labels.clone().unwrap_or_default(),
+        created: created(meta),
+        deleted: opt_nanos(meta.deletion_timestamp.as_ref()),
+    })
+}
+
 /// The uid of a mapped object, the key of the per-kind known set.
 pub fn object_uid(o: &model::Object) -> &str {
     match o {
@@ -224,5 +236,6 @@ pub fn object_uid(o: &model::Object) -> &str {
         model::Object::EndpointSlice(s) => &s.uid,
         model::Object::Node(n) => &n.uid,
         model::Object::ReplicaSet(c) | model::Object::Job(c) => &c.uid,
+        model::Object::Namespace(n) => &n.uid,
     }
 }

@@ -180,3 +180,21 @@ fn counters_render_as_prometheus_text() {
     // Six series, each with its two comment lines and one line per kind.
     assert_eq!(text.lines().count(), 6 * (2 + Kind::ALL.len()));
 }
+
+#[test]
+fn maps_a_namespace() {
+    let n: k8s_openapi::api::core::v1::Namespace = serde_json::from_value(json!({
+        "metadata": {"name": "prod", "uid": "uid-ns", "resourceVersion": "42",
+                     "labels": {"team": "shop"},
+                     "creationTimestamp": "2026-01-01T00:00:00Z"}
+    }))
+    .unwrap();
+    let m = map::namespace(&n).unwrap();
+    assert_eq!(
+        (m.name.as_str(), m.uid.as_str(), m.resource_version),
+        ("prod", "uid-ns", 42)
+    );
+    assert_eq!(m.labels.get("team").map(String::as_str), Some("shop"));
+    assert_eq!(m.created, 1_767_225_600_000_000_000);
+    assert_eq!(m.deleted, None);
+}
