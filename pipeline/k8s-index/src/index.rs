@@ -280,22 +280,24 @@ impl K8sIndex {
         if host_network {
             return;
         }
-        for ip in ips {
-            self.claim(
-                ip,
-                Claim {
-                    key: key.clone(),
-                    start,
-                    end,
-                    resolved: resolved.clone(),
-                },
-            );
-        }
+        self.claim(
+            &ips,
+            Claim {
+                key,
+                start,
+                end,
+                resolved,
+            },
+        );
     }
 
-    fn claim(&mut self, ip: IpAddr, claim: Claim) {
-        if let SetOutcome::ChangedEvicted(_) = self.ips.entry(ip).or_default().set(claim) {
-            self.stats.versions_evicted += 1;
+    /// Puts `claim` on each of `ips`.
+    fn claim(&mut self, ips: &[IpAddr], claim: Claim) {
+        for ip in ips {
+            let outcome = self.ips.entry(*ip).or_default().set(claim.clone());
+            if let SetOutcome::ChangedEvicted(_) = outcome {
+                self.stats.versions_evicted += 1;
+            }
         }
     }
 
@@ -353,17 +355,15 @@ impl K8sIndex {
             st.resolved.clone(),
             st.svc.cluster_ips.clone(),
         );
-        for ip in ips {
-            self.claim(
-                ip,
-                Claim {
-                    key: key.clone(),
-                    start,
-                    end,
-                    resolved: resolved.clone(),
-                },
-            );
-        }
+        self.claim(
+            &ips,
+            Claim {
+                key,
+                start,
+                end,
+                resolved,
+            },
+        );
     }
 
     fn apply_node(&mut self, mut node: Node, gone_at: Option<Nanos>) {
@@ -414,17 +414,15 @@ impl K8sIndex {
             st.resolved.clone(),
             st.node.ips.clone(),
         );
-        for ip in ips {
-            self.claim(
-                ip,
-                Claim {
-                    key: key.clone(),
-                    start,
-                    end,
-                    resolved: resolved.clone(),
-                },
-            );
-        }
+        self.claim(
+            &ips,
+            Claim {
+                key,
+                start,
+                end,
+                resolved,
+            },
+        );
     }
 
     fn apply_controller(&mut self, mut c: Controller, gone_at: Option<Nanos>) {

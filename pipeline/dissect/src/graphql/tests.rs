@@ -1,85 +1,20 @@
 //! GraphQL operations from requests: operation kinds and names, selection by
 //! operationName, batches, GET parameters, what stays HTTP, and the hook in HTTP/1.
 
-use reef_reassembly::{Dir, Endpoint, FlowCtx, StreamEvent};
+use reef_reassembly::Dir;
 use reef_schema::{Body, Entry, Headers, Protocol};
 
 use super::{MAX_QUERY_BYTES, Operation, enrich, operation};
-use crate::{Conn, Limits, Output};
+use crate::framing::sim::Sim;
 
 const C: Dir = Dir::Forward;
 const S: Dir = Dir::Reverse;
 
-struct Sim {
-    conn: Conn,
-    ctx: FlowCtx,
-    out: Output,
-    off: [u64; 2],
-    ts: i64,
-}
-
-impl Sim {
-    fn new() -> Sim {
-        Sim {
-            conn: Conn::default(),
-            ctx: FlowCtx {
-                id: 1,
-                endpoints: [
-                    Endpoint {
-                        ip: "10.0.0.1".parse().unwrap(),
-                        port: 50000,
-                    },
-                    Endpoint {
-                        ip: "10.0.0.2".parse().unwrap(),
-                        port: 80,
-                    },
-                ],
-                opener_known: true,
-                midstream: [false, false],
-            },
-            out: Output::new(Limits::default(), "t"),
-            off: [0, 0],
-            ts: 1_000_000_000,
-        }
-    }
-
-    fn send(&mut self, dir: Dir, data: &[u8]) -> &mut Self {
-        self.ts += 1_000_000;
-        let i = dir.index();
-        let ev = StreamEvent::Data {
-            dir,
-            offset: self.off[i],
-            data,
-            ts: self.ts,
-            peer_ack: Some(self.off[1 - i]),
-        };
-        self.off[i] += data.len() as u64;
-        self.conn.on_event(&self.ctx, ev, &mut self.out);
-        self
-    }
-
-    fn drain(&mut self) -> Vec<Entry> {
-        self.out.entries.drain().collect()
-    }
-
-    fn close(&mut self) -> Vec<Entry> {
-        self.ts += 1_000_000;
-        for dir in [C, S] {
-            let ev = StreamEvent::End {
-                dir,
-                reason: reef_reassembly::EndReason::Fin,
-                ts: self.ts,
-            };
-            self.conn.on_event(&self.ctx, ev, &mut self.out);
-        }
-        let stats = reef_reassembly::FlowStats::default();
-        let ev = StreamEvent::Closed {
-            stats: &stats,
-            ts: self.ts,
-        };
-        self.conn.on_event(&self.ctx, ev, &mut self.out);
-        self.drain()
-    }
+/// The shared test connection, its client on port 50000.
+fn new_sim() -> Sim {
+    let mut s = Sim::new(80);
+    s.ctx.endpoints[0].port = 50000;
+    s
 }
 
 fn op(kind: &'static str, name: Option<&str>) -> Option<Operation> {
@@ -262,7 +197,7 @@ fn http1_requests_become_graphql_entries() {
     .into_bytes();
     req.extend_from_slice(body);
     let resp = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 30\r\n\r\n{\"data\":{\"like\":{\"count\":1}}}\n";
-    let mut sim = Sim::new();
+    let mut sim = new_sim();
     sim.send(C, &req).send(S, resp);
     sim.send(C, b"GET /health HTTP/1.1\r\nHost: api\r\n\r\n")
         .send(S, b"HTTP/1.1 204 No Content\r\n\r\n");

@@ -3,12 +3,13 @@
 //! fragmentation, missing answers, HelloRetryRequest, oversized hellos, detection.
 
 use proptest::prelude::*;
-use reef_reassembly::{Dir, Endpoint, FlowCtx, StreamEvent};
-use reef_schema::{Entry, Flags, Protocol};
+use reef_reassembly::Dir;
+use reef_schema::{Flags, Protocol};
 
 use super::hello::{self, ClientHello};
 use super::{MAX_HELLO_BYTES, probe};
-use crate::{Conn, Limits, Output, Probe};
+use crate::framing::sim::Sim;
+use crate::{Limits, Probe};
 
 const C: Dir = Dir::Forward;
 const S: Dir = Dir::Reverse;
@@ -44,95 +45,11 @@ fn unhex(parts: &[&str]) -> Vec<u8> {
         .collect()
 }
 
-struct Sim {
-    conn: Conn,
-    ctx: FlowCtx,
-    out: Output,
-    off: [u64; 2],
-    ts: i64,
-}
-
-impl Sim {
-    fn new() -> Sim {
-        Sim {
-            conn: Conn::default(),
-            ctx: FlowCtx {
-                id: 1,
-                endpoints: [
-                    Endpoint {
-                        ip: "10.0.0.1".parse().unwrap(),
-                        port: 50000,
-                    },
-                    Endpoint {
-                        ip: "10.0.0.2".parse().unwrap(),
-                        port: 443,
-                    },
-                ],
-                opener_known: true,
-                midstream: [false, false],
-            },
-            out: Output::new(Limits::default(), "t"),
-            off: [0, 0],
-            ts: 1_000_000_000,
-        }
-    }
-
-    fn send(&mut self, dir: Dir, data: &[u8]) -> &mut Self {
-        self.ts += 1_000_000;
-        let i = dir.index();
-        let ev = StreamEvent::Data {
-            dir,
-            offset: self.off[i],
-            data,
-            ts: self.ts,
-            peer_ack: Some(self.off[1 - i]),
-        };
-        self.off[i] += data.len() as u64;
-        self.conn.on_event(&self.ctx, ev, &mut self.out);
-        self
-    }
-
-    fn lose(&mut self, dir: Dir, len: u64) -> &mut Self {
-        self.ts += 1_000_000;
-        let i = dir.index();
-        let ev = StreamEvent::Gap {
-            dir,
-            offset: self.off[i],
-            len,
-            ts: self.ts,
-        };
-        self.off[i] += len;
-        self.conn.on_event(&self.ctx, ev, &mut self.out);
-        self
-    }
-
-    fn drain(&mut self) -> Vec<Entry> {
-        self.out.entries.drain().collect()
-    }
-
-    fn tick(&mut self, now: i64) -> Vec<Entry> {
-        self.conn.tick(&self.ctx, now, &mut self.out);
-        self.drain()
-    }
-
-    fn close(&mut self) -> Vec<Entry> {
-        self.ts += 1_000_000;
-        for dir in [C, S] {
-            let ev = StreamEvent::End {
-                dir,
-                reason: reef_reassembly::EndReason::Fin,
-                ts: self.ts,
-            };
-            self.conn.on_event(&self.ctx, ev, &mut self.out);
-        }
-        let stats = reef_reassembly::FlowStats::default();
-        let ev = StreamEvent::Closed {
-            stats: &stats,
-            ts: self.ts,
-        };
-        self.conn.on_event(&self.ctx, ev, &mut self.out);
-        self.drain()
-    }
+/// The shared test connection, its client on port 50000.
+fn new_sim() -> Sim {
+    let mut s = Sim::new(443);
+    s.ctx.endpoints[0].port = 50000;
+    s
 }
 
 /// A record of `typ` carrying `payload`.
@@ -279,15 +196,15 @@ fn ja4_alpn_that_is_not_alphanumeric_is_shown_in_hex() {
 
 #[test]
 fn curl_handshake_is_one_entry() {
-    let mut sim = Sim::new();
+    let mut sim = new_sim();
     let ch = unhex(CURL_CH);
     let mut sh = unhex(CURL_SH);
     sh.extend_from_slice(CCS);
     sh.extend_from_slice(&record(23, &[0x55; 300]));
     sim.send(C, &ch);
-    assert!(sim.drain().is_empty());
+    assert!(sim.entries().is_empty());
     sim.send(S, &sh);
-    let e = sim.drain();
+    let e = sim.entries();
     assert_eq!(e.len(), 1, "{e:?}");
     let e = &e[0];
     assert_eq!(e.protocol, Protocol::Tls);
@@ -324,12 +241,12 @@ fn hellos_split_anywhere_and_across_records() {
     for part in [&msg[..3], &msg[3..200], &msg[200..]] {
         three.extend_from_slice(&record(22, part));
     }
-    let mut sim = Sim::new();
+    let mut sim = new_sim();
     for b in three.chunks(1) {
         sim.send(C, b);
     }
     sim.send(S, &sh[..50]).send(S, &sh[50..]);
-    let e = sim.drain();
+    let e = sim.entries();
     assert_eq!(e.len(), 1);
     assert_eq!(e[0].tls_sni.as_deref(), Some("enabled.tls13.com"));
     assert_eq!(
@@ -341,7 +258,7 @@ fn hellos_split_anywhere_and_across_records() {
 
 #[test]
 fn hello_without_answer_is_flagged() {
-    let mut sim = Sim::new();
+    let mut sim = new_sim();
     sim.send(C, &unhex(CURL_CH));
     let e = sim.close();
     assert_eq!(e.len(), 1);
@@ -353,7 +270,7 @@ fn hello_without_answer_is_flagged() {
 
 #[test]
 fn hello_without_answer_times_out() {
-    let mut sim = Sim::new();
+    let mut sim = new_sim();
     sim.send(C, &unhex(CURL_CH));
     let now = sim.ts + Limits::default().response_timeout_ns / 2;
     assert!(sim.tick(now).is_empty());
@@ -365,10 +282,10 @@ fn hello_without_answer_times_out() {
 
 #[test]
 fn server_hello_alone_is_an_entry_without_request() {
-    let mut sim = Sim::new();
+    let mut sim = new_sim();
     // Detection sees the server first: the other side is the client.
     sim.send(S, &unhex(CURL_SH));
-    let e = sim.drain();
+    let e = sim.entries();
     assert_eq!(e.len(), 1);
     assert_eq!(e[0].method.as_deref(), Some("ServerHello"));
     assert!(e[0].flags.contains(Flags::NO_REQUEST));
@@ -391,7 +308,7 @@ fn hello_retry_request_makes_two_entries() {
             &ch_body(&[0x1301], &[sni_ext("a.example"), ext(0x002b, &[2, 3, 4])]),
         ),
     );
-    let mut sim = Sim::new();
+    let mut sim = new_sim();
     sim.send(C, &ch);
     sim.send(
         S,
@@ -404,7 +321,7 @@ fn hello_retry_request_makes_two_entries() {
         ),
     );
     sim.send(S, CCS);
-    let first = sim.drain();
+    let first = sim.entries();
     assert_eq!(first.len(), 1);
     assert!(
         first[0]
@@ -425,7 +342,7 @@ fn hello_retry_request_makes_two_entries() {
         "the client's bytes after its ChangeCipherSpec are encrypted"
     );
 
-    let mut sim = Sim::new();
+    let mut sim = new_sim();
     sim.send(C, &ch);
     sim.send(
         S,
@@ -442,7 +359,7 @@ fn hello_retry_request_makes_two_entries() {
         S,
         &record(22, &handshake(2, &sh_body([9; 32], 0x1301, &[versions]))),
     );
-    let e = sim.drain();
+    let e = sim.entries();
     assert_eq!(e.len(), 2);
     assert_eq!(e[1].tls_version.as_deref(), Some("TLS 1.3"));
     assert!(e.iter().all(|e| e.tls_sni.as_deref() == Some("a.example")));
@@ -456,12 +373,12 @@ fn huge_client_hello_is_read_up_to_the_limit() {
         &[sni_ext("big.example"), ext(0x0015, &padding)],
     );
     let msg = handshake(1, &body);
-    let mut sim = Sim::new();
+    let mut sim = new_sim();
     for part in msg.chunks(16_000) {
         sim.send(C, &record(22, part));
     }
     sim.send(S, &unhex(CURL_SH));
-    let e = sim.drain();
+    let e = sim.entries();
     assert_eq!(e.len(), 1);
     assert_eq!(e[0].tls_sni.as_deref(), Some("big.example"));
     assert!(e[0].flags.contains(Flags::HEAD_TOO_LARGE));
@@ -472,7 +389,7 @@ fn huge_client_hello_is_read_up_to_the_limit() {
 #[test]
 fn a_gap_in_the_client_hello_reads_what_came() {
     let ch = unhex(CURL_CH);
-    let mut sim = Sim::new();
+    let mut sim = new_sim();
     sim.send(C, &ch[..100]).lose(C, (ch.len() - 100) as u64);
     let e = sim.close();
     assert_eq!(e.len(), 1);
@@ -482,7 +399,7 @@ fn a_gap_in_the_client_hello_reads_what_came() {
 
 #[test]
 fn detection() {
-    let ctx = Sim::new().ctx;
+    let ctx = new_sim().ctx;
     let ch = unhex(CURL_CH);
     assert_eq!(probe(&ctx, C, &ch), Probe::Client(C));
     assert_eq!(probe(&ctx, S, &unhex(CURL_SH)), Probe::Client(C));
@@ -499,7 +416,7 @@ fn detection() {
 
 #[test]
 fn garbage_after_the_hello_is_flagged_not_fatal() {
-    let mut sim = Sim::new();
+    let mut sim = new_sim();
     let mut ch = unhex(CURL_CH);
     ch.extend_from_slice(b"\xff\xff\xff\xff\xff garbage");
     sim.send(C, &ch);
@@ -513,7 +430,7 @@ proptest! {
     #[test]
     fn any_segmentation_gives_the_same_entry(cuts in proptest::collection::vec(1usize..600, 0..6)) {
         let ch = unhex(CURL_CH);
-        let mut sim = Sim::new();
+        let mut sim = new_sim();
         let mut at = 0;
         for c in cuts {
             let end = (at + c).min(ch.len());
@@ -534,7 +451,7 @@ proptest! {
         let _ = (hello::ja3(&h), hello::ja4(&h));
         let s = hello::server_hello(&body);
         let _ = hello::cipher_name(s.cipher_suite);
-        let mut sim = Sim::new();
+        let mut sim = new_sim();
         sim.send(C, &record(22, &handshake(1, &body)));
         sim.send(S, &record(22, &handshake(2, &body)));
         sim.send(S, &body);

@@ -6,100 +6,22 @@ use std::io::Write;
 
 use flate2::{Compress, Compression, FlushCompress};
 use proptest::prelude::*;
-use reef_reassembly::{Dir, Endpoint, FlowCtx, StreamEvent};
+use reef_reassembly::Dir;
 use reef_schema::{Entry, Flags, Protocol};
 
 use super::Deflate;
 use super::frame::{self, Parsed};
-use crate::{Conn, Limits, Output};
+use crate::Limits;
+use crate::framing::sim::Sim;
 
 const C: Dir = Dir::Forward;
 const S: Dir = Dir::Reverse;
 
-struct Sim {
-    conn: Conn,
-    ctx: FlowCtx,
-    out: Output,
-    off: [u64; 2],
-    ts: i64,
-}
-
-impl Sim {
-    fn new() -> Sim {
-        Sim {
-            conn: Conn::default(),
-            ctx: FlowCtx {
-                id: 1,
-                endpoints: [
-                    Endpoint {
-                        ip: "10.0.0.1".parse().unwrap(),
-                        port: 50000,
-                    },
-                    Endpoint {
-                        ip: "10.0.0.2".parse().unwrap(),
-                        port: 80,
-                    },
-                ],
-                opener_known: true,
-                midstream: [false, false],
-            },
-            out: Output::new(Limits::default(), "t"),
-            off: [0, 0],
-            ts: 1_000_000_000,
-        }
-    }
-
-    fn send(&mut self, dir: Dir, data: &[u8]) -> &mut Self {
-        self.ts += 1_000_000;
-        let i = dir.index();
-        let ev = StreamEvent::Data {
-            dir,
-            offset: self.off[i],
-            data,
-            ts: self.ts,
-            peer_ack: Some(self.off[1 - i]),
-        };
-        self.off[i] += data.len() as u64;
-        self.conn.on_event(&self.ctx, ev, &mut self.out);
-        self
-    }
-
-    fn lose(&mut self, dir: Dir, len: u64) -> &mut Self {
-        self.ts += 1_000_000;
-        let i = dir.index();
-        let ev = StreamEvent::Gap {
-            dir,
-            offset: self.off[i],
-            len,
-            ts: self.ts,
-        };
-        self.off[i] += len;
-        self.conn.on_event(&self.ctx, ev, &mut self.out);
-        self
-    }
-
-    fn drain(&mut self) -> Vec<Entry> {
-        self.out.entries.drain().collect()
-    }
-
-    fn close(&mut self) -> Vec<Entry> {
-        self.ts += 1_000_000;
-        for dir in [C, S] {
-            let ev = StreamEvent::End {
-                dir,
-                reason: reef_reassembly::EndReason::Fin,
-                ts: self.ts,
-            };
-            self.conn.on_event(&self.ctx, ev, &mut self.out);
-        }
-        let stats = reef_reassembly::FlowStats::default();
-        let ev = StreamEvent::Closed {
-            stats: &stats,
-            ts: self.ts,
-        };
-        self.conn.on_event(&self.ctx, ev, &mut self.out);
-        self.drain()
-    }
+/// The shared test connection, its client on port 50000.
+fn new_sim() -> Sim {
+    let mut s = Sim::new(80);
+    s.ctx.endpoints[0].port = 50000;
+    s
 }
 
 const REQUEST: &[u8] = b"GET /chat?room=1 HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\n\
@@ -147,7 +69,7 @@ const KEY: Option<[u8; 4]> = Some([0x37, 0xfa, 0x21, 0x3d]);
 /// A session upgraded to WebSocket; returns the upgrade entry.
 fn upgraded(sim: &mut Sim, extensions: Option<&str>) -> Entry {
     sim.send(C, REQUEST).send(S, &response(extensions));
-    let e = sim.drain();
+    let e = sim.entries();
     assert_eq!(e.len(), 1);
     assert!(e[0].flags.contains(Flags::UPGRADE));
     e.into_iter().next().unwrap()
@@ -175,11 +97,11 @@ fn messages(e: &[Entry]) -> Vec<(&str, bool, Vec<u8>)> {
 
 #[test]
 fn text_messages_both_ways_belong_to_the_upgrade() {
-    let mut sim = Sim::new();
+    let mut sim = new_sim();
     let up = upgraded(&mut sim, None);
     sim.send(C, &frame(0x81, b"Hello", KEY));
     sim.send(S, &frame(0x81, b"Hello", None));
-    let e = sim.drain();
+    let e = sim.entries();
     assert_eq!(
         messages(&e),
         [
@@ -205,13 +127,13 @@ fn text_messages_both_ways_belong_to_the_upgrade() {
 
 #[test]
 fn frames_in_the_same_segment_as_the_101() {
-    let mut sim = Sim::new();
+    let mut sim = new_sim();
     sim.send(C, REQUEST);
     let mut r = response(None);
     r.extend_from_slice(&frame(0x82, &[1, 2, 3], None));
     r.extend_from_slice(&frame(0x89, b"", None));
     sim.send(S, &r);
-    let e = sim.drain();
+    let e = sim.entries();
     assert_eq!(e.len(), 3);
     assert_eq!(
         messages(&e[1..]),
@@ -222,7 +144,7 @@ fn frames_in_the_same_segment_as_the_101() {
 
 #[test]
 fn fragments_make_one_message_with_control_frames_between() {
-    let mut sim = Sim::new();
+    let mut sim = new_sim();
     upgraded(&mut sim, None);
     sim.send(C, &frame(0x01, b"Hel", KEY));
     sim.send(C, &frame(0x89, b"are you there", KEY));
@@ -262,7 +184,7 @@ fn deflate(c: &mut Compress, data: &[u8]) -> Vec<u8> {
 
 #[test]
 fn permessage_deflate_with_context_takeover() {
-    let mut sim = Sim::new();
+    let mut sim = new_sim();
     upgraded(
         &mut sim,
         Some("permessage-deflate; client_max_window_bits=15"),
@@ -282,7 +204,7 @@ fn permessage_deflate_with_context_takeover() {
     sim.send(S, &frame(0x80, &z[5..], None));
     // Control frames are never compressed.
     sim.send(S, &frame(0x89, b"p", None));
-    let e = sim.drain();
+    let e = sim.entries();
     assert_eq!(
         messages(&e),
         [
@@ -299,7 +221,7 @@ fn permessage_deflate_with_context_takeover() {
 
 #[test]
 fn permessage_deflate_without_context_takeover() {
-    let mut sim = Sim::new();
+    let mut sim = new_sim();
     upgraded(
         &mut sim,
         Some("permessage-deflate; server_no_context_takeover"),
@@ -310,7 +232,7 @@ fn permessage_deflate_without_context_takeover() {
         server.reset();
         sim.send(S, &frame(0xc2, &z, None));
     }
-    let e = sim.drain();
+    let e = sim.entries();
     let bodies: Vec<_> = messages(&e).into_iter().map(|m| m.2).collect();
     assert_eq!(
         bodies,
@@ -321,11 +243,11 @@ fn permessage_deflate_without_context_takeover() {
 
 #[test]
 fn corrupt_compressed_data_is_stored_as_sent() {
-    let mut sim = Sim::new();
+    let mut sim = new_sim();
     upgraded(&mut sim, Some("permessage-deflate"));
     sim.send(S, &frame(0xc1, &[0xff; 8], None));
     sim.send(S, &frame(0xc1, b"later", None));
-    let e = sim.drain();
+    let e = sim.entries();
     assert_eq!(e.len(), 2);
     assert!(e.iter().all(|e| e.flags.contains(Flags::BODY_DECODE_ERROR)));
     assert_eq!(e[1].response_body.as_ref().unwrap().0, b"later");
@@ -341,10 +263,10 @@ fn rsv1_without_negotiation_is_malformed() {
             server_no_context_takeover: false
         })
     );
-    let mut sim = Sim::new();
+    let mut sim = new_sim();
     upgraded(&mut sim, None);
     sim.send(S, &frame(0xc1, b"abc", None));
-    let e = sim.drain();
+    let e = sim.entries();
     assert_eq!(e.len(), 1);
     assert!(e[0].flags.contains(Flags::MALFORMED));
     assert_eq!(e[0].response_body.as_ref().unwrap().0, b"abc");
@@ -352,14 +274,14 @@ fn rsv1_without_negotiation_is_malformed() {
 
 #[test]
 fn long_payloads_are_cut_at_the_body_limit() {
-    let mut sim = Sim::new();
+    let mut sim = new_sim();
     upgraded(&mut sim, None);
     let big = vec![b'x'; Limits::default().max_body_bytes + 1000];
     let f = frame(0x82, &big, KEY);
     for part in f.chunks(1400) {
         sim.send(C, part);
     }
-    let e = sim.drain();
+    let e = sim.entries();
     assert_eq!(e.len(), 1);
     assert!(e[0].flags.contains(Flags::REQUEST_BODY_TRUNCATED));
     assert_eq!(e[0].request_body_size, Some(big.len() as u64));
@@ -371,12 +293,12 @@ fn long_payloads_are_cut_at_the_body_limit() {
 
 #[test]
 fn a_gap_inside_a_payload_keeps_the_frames_in_step() {
-    let mut sim = Sim::new();
+    let mut sim = new_sim();
     upgraded(&mut sim, None);
     let f = frame(0x82, &[7; 1000], None);
     sim.send(S, &f[..100]).lose(S, 500).send(S, &f[600..]);
     sim.send(S, &frame(0x81, b"next", None));
-    let e = sim.drain();
+    let e = sim.entries();
     assert_eq!(e.len(), 2);
     assert!(e[0].flags.contains(Flags::RESPONSE_GAP));
     assert!(e[0].incomplete);
@@ -393,7 +315,7 @@ fn a_gap_inside_a_payload_keeps_the_frames_in_step() {
 
 #[test]
 fn invalid_frames_stop_the_direction() {
-    let mut sim = Sim::new();
+    let mut sim = new_sim();
     upgraded(&mut sim, None);
     sim.send(C, &frame(0x01, b"part", KEY));
     sim.send(C, &[0x83, 0x00]); // reserved opcode
@@ -413,7 +335,7 @@ fn invalid_frames_stop_the_direction() {
 
 #[test]
 fn a_message_cut_by_the_end_is_truncated() {
-    let mut sim = Sim::new();
+    let mut sim = new_sim();
     upgraded(&mut sim, None);
     let f = frame(0x81, b"hello there", None);
     sim.send(S, &f[..6]);
@@ -448,7 +370,7 @@ proptest! {
         bytes.extend_from_slice(&frame(0x89, b"ping?", KEY));
         bytes.extend_from_slice(&frame(0x80, b"lo", KEY));
         bytes.extend_from_slice(&frame(0x82, &[9; 300], KEY));
-        let mut sim = Sim::new();
+        let mut sim = new_sim();
         upgraded(&mut sim, None);
         let mut at = 0;
         for c in cuts {
@@ -473,7 +395,7 @@ proptest! {
         a in proptest::collection::vec(any::<u8>(), 0..300),
         b in proptest::collection::vec(any::<u8>(), 0..300),
     ) {
-        let mut sim = Sim::new();
+        let mut sim = new_sim();
         upgraded(&mut sim, Some("permessage-deflate"));
         sim.send(C, &a).send(S, &b).lose(C, 3).send(C, &b);
         let e = sim.close();
