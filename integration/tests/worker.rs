@@ -420,6 +420,41 @@ fn live_capture_on_a_veth_reaches_nats() {
         .unwrap()
         .port();
     cfg.metrics_listen = Some(([127, 0, 0, 1], metrics_port).into());
+    // The worker's reports on reef.v1.status.<node>, as a hub reads them.
+    let reports = std::sync::Arc::new(std::sync::Mutex::new(
+        Vec::<reef_schema::WorkerStatus>::new(),
+    ));
+    let status_rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut status_sub = status_rt.block_on(async {
+        let c = async_nats::connect(nats.url()).await.unwrap();
+        let s = c
+            .subscribe(reef_schema::subjects::WORKER_STATUS_ALL)
+            .await
+            .unwrap();
+        c.flush().await.unwrap();
+        (c, s)
+    });
+    let status_reader = {
+        let reports = reports.clone();
+        std::thread::spawn(move || {
+            use futures_util::StreamExt;
+            status_rt.block_on(async {
+                while let Ok(Some(m)) =
+                    tokio::time::timeout(Duration::from_secs(30), status_sub.1.next()).await
+                {
+                    let s: reef_schema::WorkerStatus = serde_json::from_slice(&m.payload).unwrap();
+                    let done = s.entries >= 20;
+                    reports.lock().unwrap().push(s);
+                    if done {
+                        return;
+                    }
+                }
+            })
+        })
+    };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let worker = std::thread::spawn(move || {
         reef_worker::run_until(cfg, async move {
@@ -476,8 +511,18 @@ fn live_capture_on_a_veth_reaches_nats() {
         std::thread::sleep(Duration::from_millis(100));
         metrics = http_get(metrics_port, "/metrics");
     }
+    status_reader.join().unwrap();
     let _ = stop_tx.send(());
     let report = worker.join().expect("worker thread").expect("live worker");
+    let last = reports
+        .lock()
+        .unwrap()
+        .last()
+        .cloned()
+        .expect("status reports");
+    assert_eq!(last.node, "node-live");
+    assert!(last.entries >= 20 && last.packets > 0, "{last:?}");
+    assert_eq!(last.kernel_drops, 0);
     let value = |name: &str| -> f64 {
         read(&metrics, name).unwrap_or_else(|| panic!("{name} missing from /metrics:\n{metrics}"))
     };

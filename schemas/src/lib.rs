@@ -17,6 +17,7 @@ mod json;
 #[cfg(test)]
 mod json_line_tests;
 mod os;
+mod status;
 pub mod subjects;
 mod values;
 
@@ -32,6 +33,23 @@ pub use os::{
     os_events_from_batch, os_json_schema,
 };
 pub use record::ColumnInfo;
+
+/// The values the enum columns can take (`protocol`, `transport`, `capture_source`):
+/// filters check strings compared with them, and the dashboard suggests them.
+pub fn column_domains() -> std::collections::HashMap<String, Vec<String>> {
+    let names = |all: &[&str]| all.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let protocols: Vec<&str> = Protocol::ALL.iter().map(|p| p.as_str()).collect();
+    let transports: Vec<&str> = Transport::ALL.iter().map(|p| p.as_str()).collect();
+    let sources: Vec<&str> = CaptureSource::ALL.iter().map(|p| p.as_str()).collect();
+    [
+        ("protocol".to_string(), names(&protocols)),
+        ("transport".to_string(), names(&transports)),
+        ("capture_source".to_string(), names(&sources)),
+    ]
+    .into_iter()
+    .collect()
+}
+pub use status::{STATUS_EVERY, WorkerStatus};
 pub use values::{Body, CaptureSource, Flags, Headers, Protocol, Transport};
 
 /// Name and version of the entry schema; breaking changes get a new version.

@@ -57,6 +57,15 @@ pub fn node_targets(node: &str) -> String {
     format!("reef.v1.control.{}.targets", token(node))
 }
 
+/// `reef.v1.status.<node>`: a worker's counters (JSON) every few seconds, on plain NATS
+/// (not stored: only the newest matters).
+pub fn worker_status(node: &str) -> String {
+    format!("reef.v1.status.{}", token(node))
+}
+
+/// Every worker's reports.
+pub const WORKER_STATUS_ALL: &str = "reef.v1.status.>";
+
 /// A name as one subject token: NATS gives `.`, `*`, `>` and whitespace meanings, so
 /// they become `_`.
 pub fn token(name: &str) -> String {
@@ -104,6 +113,7 @@ mod tests {
         assert_eq!(token("a b*c>d"), "a_b_c_d");
         assert_eq!(token(""), "_");
         assert_eq!(node_os("n1"), "reef.v1.node.n1.os");
+        assert_eq!(worker_status("n.1"), "reef.v1.status.n_1");
         assert_eq!(enriched(Some("shop"), "http"), "reef.v1.enriched.shop.http");
         assert_eq!(enriched(None, "dns"), "reef.v1.enriched._.dns");
         assert_eq!(enriched(Some("a.b"), "grpc"), "reef.v1.enriched.a_b.grpc");

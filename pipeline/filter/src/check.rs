@@ -185,13 +185,47 @@ impl Typed {
 
 pub struct Checker<'a> {
     schema: &'a SchemaRef,
+    domains: &'a crate::Domains,
 }
 
 type R = Result<Typed, FilterError>;
 
 impl<'a> Checker<'a> {
-    pub fn new(schema: &'a SchemaRef) -> Checker<'a> {
-        Checker { schema }
+    pub fn new(schema: &'a SchemaRef, domains: &'a crate::Domains) -> Checker<'a> {
+        Checker { schema, domains }
+    }
+
+    /// `protocol = 'htpp'` matches nothing: a string compared with a column of known
+    /// values must be one of them.
+    fn in_domain(&self, column: &Expr, value: &Expr) -> Result<(), FilterError> {
+        let (Expr::Identifier(ident), Expr::Value(v)) = (column, value) else {
+            return Ok(());
+        };
+        let Value::SingleQuotedString(text) = &v.value else {
+            return Ok(());
+        };
+        let name = match ident.quote_style {
+            Some(_) => ident.value.clone(),
+            None => ident.value.to_lowercase(),
+        };
+        let Some(allowed) = self.domains.get(&name) else {
+            return Ok(());
+        };
+        if allowed.iter().any(|a| a == text) {
+            return Ok(());
+        }
+        let close = allowed
+            .iter()
+            .map(|a| (edit_distance(&text.to_lowercase(), a), a))
+            .filter(|(d, a)| *d <= 2.max(a.len() / 3))
+            .min_by_key(|(d, _)| *d);
+        let hint = match close {
+            Some((_, a)) => format!(" — did you mean '{a}'?"),
+            None => format!(" (one of: {})", allowed.join(", ")),
+        };
+        Err(FilterError::at_span(value.span(), |at| {
+            format!("unknown {name} '{text}'{at}{hint}")
+        }))
     }
 
     fn typed(&self, e: &Expr, ty: Ty) -> Typed {
@@ -313,6 +347,7 @@ impl<'a> Checker<'a> {
                 for item in list {
                     let i = self.check(item, d)?;
                     self.comparable(&t, &i)?;
+                    self.in_domain(expr, item)?;
                 }
                 Ok(self.typed(e, Ty::Bool))
             }
@@ -531,6 +566,10 @@ impl<'a> Checker<'a> {
         match op {
             B::Eq | B::NotEq | B::Lt | B::LtEq | B::Gt | B::GtEq => {
                 self.comparable(&l, &r)?;
+                if matches!(op, B::Eq | B::NotEq) {
+                    self.in_domain(left, right)?;
+                    self.in_domain(right, left)?;
+                }
                 Ok(self.typed(e, Ty::Bool))
             }
             B::Plus | B::Minus | B::Multiply | B::Divide | B::Modulo => {

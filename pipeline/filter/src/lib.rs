@@ -45,6 +45,10 @@ pub const MAX_DEPTH: usize = 64;
 /// better message, normally fires first.
 const PARSER_RECURSION_LIMIT: usize = MAX_DEPTH + 16;
 
+/// The values some string columns can take (`protocol`: http, grpc, …): comparing one
+/// with anything else is refused with a suggestion, since it could never match.
+pub type Domains = std::collections::HashMap<String, Vec<String>>;
+
 /// Why a filter was refused (or, rarely, why a batch could not be evaluated).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
@@ -104,6 +108,16 @@ impl Filter {
     /// Parses, checks and compiles `text` against `schema`. An empty (or blank) text
     /// matches everything.
     pub fn compile(text: &str, schema: &SchemaRef) -> Result<Filter, FilterError> {
+        Filter::compile_with(text, schema, &Domains::new())
+    }
+
+    /// Like [`Filter::compile`], also checking strings compared with the columns of
+    /// `domains` against their known values.
+    pub fn compile_with(
+        text: &str,
+        schema: &SchemaRef,
+        domains: &Domains,
+    ) -> Result<Filter, FilterError> {
         if text.len() > MAX_FILTER_BYTES {
             return Err(FilterError::new(format!(
                 "the filter is {} bytes long; the limit is {MAX_FILTER_BYTES}",
@@ -113,7 +127,7 @@ impl Filter {
         let expr = if text.trim().is_empty() {
             None
         } else {
-            Some(compile_on_big_stack(text, schema)?)
+            Some(compile_on_big_stack(text, schema, domains)?)
         };
         Ok(Filter {
             source: text.to_string(),
@@ -196,19 +210,27 @@ impl Filter {
 /// costs tens of microseconds, once per subscription.
 const COMPILE_STACK_BYTES: usize = 16 << 20;
 
-fn compile_on_big_stack(text: &str, schema: &SchemaRef) -> Result<Compiled, FilterError> {
+fn compile_on_big_stack(
+    text: &str,
+    schema: &SchemaRef,
+    domains: &Domains,
+) -> Result<Compiled, FilterError> {
     std::thread::scope(|s| {
         std::thread::Builder::new()
             .name("reef-filter-compile".into())
             .stack_size(COMPILE_STACK_BYTES)
-            .spawn_scoped(s, || compile_expr(text, schema))
+            .spawn_scoped(s, || compile_expr(text, schema, domains))
             .map_err(|e| FilterError::new(format!("cannot start the compile thread: {e}")))?
             .join()
             .unwrap_or_else(|_| Err(FilterError::new("compiling the filter panicked")))
     })
 }
 
-fn compile_expr(text: &str, schema: &SchemaRef) -> Result<Compiled, FilterError> {
+fn compile_expr(
+    text: &str,
+    schema: &SchemaRef,
+    domains: &Domains,
+) -> Result<Compiled, FilterError> {
     let dialect = GenericDialect {};
     let tokens = Tokenizer::new(&dialect, text)
         .tokenize_with_location()
@@ -230,7 +252,7 @@ fn compile_expr(text: &str, schema: &SchemaRef) -> Result<Compiled, FilterError>
         }));
     }
 
-    let typed = check::Checker::new(schema).check(&ast, 0)?;
+    let typed = check::Checker::new(schema, domains).check(&ast, 0)?;
     if !matches!(typed.ty, check::Ty::Bool | check::Ty::Any) {
         return Err(FilterError::at_span(typed.span, |at| {
             format!(

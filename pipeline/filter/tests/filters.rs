@@ -547,3 +547,41 @@ fn compile_time_is_reported() {
         start.elapsed() / n
     );
 }
+
+#[test]
+fn strings_compared_with_enum_columns_must_be_known_values() {
+    let domains = reef_schema::column_domains();
+    let compile = |t: &str| Filter::compile_with(t, &schema(), &domains);
+    let e = compile("protocol = 'htpp'").unwrap_err();
+    assert_eq!(
+        e.message,
+        "unknown protocol 'htpp' at 1:12 — did you mean 'http'?"
+    );
+    assert_eq!(e.position, Some((1, 12)));
+    let e = compile("status_code >= 500 AND 'gprc' <> protocol").unwrap_err();
+    assert!(e.message.contains("did you mean 'grpc'"), "{}", e.message);
+    let e = compile("protocol IN ('http', 'soap')").unwrap_err();
+    assert!(
+        e.message
+            .starts_with("unknown protocol 'soap' at 1:22 (one of: "),
+        "{}",
+        e.message
+    );
+    let e = compile("transport = 'sctp'").unwrap_err();
+    assert!(
+        e.message.contains("unknown transport 'sctp'"),
+        "{}",
+        e.message
+    );
+    for ok in [
+        "protocol = 'http'",
+        "protocol IN ('grpc', 'dns')",
+        "protocol <> 'redis'",
+        "protocol LIKE 'ht%'",
+        "method = 'htpp'",
+    ] {
+        assert!(compile(ok).is_ok(), "{ok}");
+    }
+    // Without domains, such a filter compiles (and matches nothing).
+    assert!(Filter::compile("protocol = 'htpp'", &schema()).is_ok());
+}

@@ -9,7 +9,7 @@ pub mod metrics;
 pub mod outbox;
 pub mod producer;
 pub mod publish;
-mod sources;
+pub mod sources;
 
 use std::net::{IpAddr, ToSocketAddrs};
 use std::sync::Arc;
@@ -23,6 +23,7 @@ use reef_schema::{CaptureSource, subjects};
 pub use config::{Source, Speed, WorkerConfig};
 use outbox::{Kind, Outbox};
 use producer::{Producer, Shared};
+pub use reef_capture::Control as CaptureControl;
 
 /// How long a stopping live worker keeps publishing what it has buffered.
 pub const SHUTDOWN_DRAIN: Duration = Duration::from_secs(10);
@@ -98,6 +99,105 @@ pub fn run_until(
         .build()
         .context("starting the async runtime")?;
     rt.block_on(run_async(cfg, stop))
+}
+
+/// The capture side of a worker, without NATS (`reef local` runs it in-process).
+pub struct Producing {
+    pub threads: Vec<std::thread::JoinHandle<anyhow::Result<()>>>,
+    /// The capture sockets' control (targets, kernel counters), live capture only.
+    pub control: Option<Arc<reef_capture::Control>>,
+    pub shared: Arc<Shared>,
+    pub id: String,
+}
+
+/// Replays or captures into `outbox` on threads of its own, with the same engine,
+/// batching and redaction as [`run`]. A replay closes the outbox when it is done; live
+/// capture runs until `stop` is set (the caller then closes the outbox).
+pub fn produce(
+    cfg: &WorkerConfig,
+    outbox: Arc<Outbox>,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<Producing> {
+    let id = worker_id(&cfg.node);
+    let shared = Arc::new(Shared::default());
+    let engine_cfg = |source: CaptureSource, prefix: String| reef_engine::Config {
+        capture_source: source,
+        node: Some(cfg.node.clone()),
+        id_prefix: prefix,
+        flow_records: true,
+        ..cfg.engine.clone()
+    };
+    let mut threads = Vec::new();
+    let mut control = None;
+    match &cfg.source {
+        Source::Pcap { files, speed } => {
+            let (files, speed, batch) = (files.clone(), *speed, cfg.batch.clone());
+            let (outbox, shared, redactor, id) = (
+                outbox.clone(),
+                shared.clone(),
+                cfg.redactor.clone(),
+                id.clone(),
+            );
+            let ecfg = engine_cfg(CaptureSource::Pcap, String::new());
+            threads.push(
+                std::thread::Builder::new()
+                    .name("reef-replay".into())
+                    .spawn(move || {
+                        let r = sources::replay(
+                            &files,
+                            speed,
+                            |i| {
+                                let mut e = ecfg.clone();
+                                e.id_prefix = format!("{id}-p{i}");
+                                Producer::new(
+                                    e,
+                                    batch.clone(),
+                                    redactor.clone(),
+                                    outbox.clone(),
+                                    shared.clone(),
+                                )
+                            },
+                            &stop,
+                        );
+                        outbox.close();
+                        r
+                    })
+                    .context("starting the replay thread")?,
+            );
+        }
+        Source::Live(capture) => {
+            let (sockets, ctl) =
+                reef_capture::open(capture).context("opening the capture sockets")?;
+            control = Some(ctl);
+            for (i, s) in sockets.into_iter().enumerate() {
+                let (ecfg, batch) = (
+                    engine_cfg(CaptureSource::AfPacket, format!("{id}-t{i}")),
+                    cfg.batch.clone(),
+                );
+                let (redactor, outbox, shared, stop) = (
+                    cfg.redactor.clone(),
+                    outbox.clone(),
+                    shared.clone(),
+                    stop.clone(),
+                );
+                threads.push(
+                    std::thread::Builder::new()
+                        .name(format!("reef-capture-{i}"))
+                        .spawn(move || {
+                            let p = Producer::new(ecfg, batch, redactor, outbox, shared);
+                            sources::capture_thread(s, p, stop)
+                        })
+                        .context("starting a capture thread")?,
+                );
+            }
+        }
+    }
+    Ok(Producing {
+        threads,
+        control,
+        shared,
+        id,
+    })
 }
 
 fn worker_id(node: &str) -> String {
@@ -297,6 +397,7 @@ async fn publish_live(
     let targets_subject = subjects::node_targets(&cfg.node);
     match client.subscribe(targets_subject.clone()).await {
         Ok(mut sub) => {
+            let control = control.clone();
             tokio::spawn(async move {
                 use futures_util::StreamExt;
                 while let Some(msg) = sub.next().await {
@@ -308,8 +409,55 @@ async fn publish_live(
             tracing::warn!(error = %e, subject = %targets_subject, "cannot listen for capture targets")
         }
     }
+    let status = tokio::spawn(report_status(
+        client.clone(),
+        cfg.node.clone(),
+        id.clone(),
+        outbox.clone(),
+        control.clone(),
+    ));
     let publisher = publish::Publisher::new(js, &cfg, id, max_payload(&client));
-    publisher.run(outbox, None, stop).await.map(|_| ())
+    let r = publisher.run(outbox, None, stop).await.map(|_| ());
+    status.abort();
+    r
+}
+
+/// Publishes the worker's counters every [`reef_schema::STATUS_EVERY`] on
+/// `reef.v1.status.<node>`, for hubs (plain NATS: only the newest matters).
+async fn report_status(
+    client: async_nats::Client,
+    node: String,
+    id: String,
+    outbox: Arc<Outbox>,
+    control: Arc<reef_capture::Control>,
+) {
+    let subject = subjects::worker_status(&node);
+    let ld = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    loop {
+        let (packets, kernel_drops) = control.kernel_counts().unwrap_or((0, 0));
+        let c = outbox.count(Kind::Entries);
+        let status = reef_schema::WorkerStatus {
+            node: node.clone(),
+            worker: id.clone(),
+            packets,
+            kernel_drops,
+            dropped: ld(&c.dropped_rows),
+            entries: ld(&c.produced_rows),
+            batches: ld(&c.produced_batches),
+            time_ns: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as i64),
+        };
+        match serde_json::to_vec(&status) {
+            Ok(body) => {
+                if let Err(e) = client.publish(subject.clone(), body.into()).await {
+                    tracing::debug!(error = %e, "status report");
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "status report"),
+        }
+        tokio::time::sleep(reef_schema::STATUS_EVERY).await;
+    }
 }
 
 /// `{"targets": ["10.1.2.3", ...]}`: capture only traffic of these addresses; an empty
