@@ -14,6 +14,7 @@ mod golden;
 mod grpc;
 mod hard_cases;
 mod http2;
+mod hub;
 mod icmp;
 mod k8s_watch;
 mod kafka;

@@ -2,6 +2,7 @@
 
 mod correlator;
 mod dissect;
+mod hub;
 mod worker;
 
 use std::process::ExitCode;
@@ -33,6 +34,8 @@ enum Command {
     Worker(Box<worker::Args>),
     /// Join worker entries with Kubernetes and process context; publish to REEF_ENRICHED.
     Correlator(Box<correlator::Args>),
+    /// Serve the dashboard, WebSocket streams and the API from REEF_ENRICHED.
+    Hub(Box<hub::Args>),
     /// Print the entry schema: its columns, or the JSON Schema.
     Schema {
         /// Print the JSON Schema (schemas/entry.v1.schema.json) instead of the column list.
@@ -47,6 +50,7 @@ fn main() -> ExitCode {
         Command::Dissect(args) => dissect::run(args),
         Command::Worker(args) => worker::run(*args),
         Command::Correlator(args) => correlator::run(*args),
+        Command::Hub(args) => hub::run(*args),
         Command::Schema { json_schema } => print_schema(json_schema),
     };
     match result {
