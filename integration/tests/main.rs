@@ -19,6 +19,7 @@ mod icmp;
 mod k8s_watch;
 mod kafka;
 mod live_tools;
+mod local;
 mod mongodb;
 mod mqtt;
 mod mysql;

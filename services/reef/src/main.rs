@@ -3,6 +3,7 @@
 mod correlator;
 mod dissect;
 mod hub;
+mod local;
 mod worker;
 
 use std::process::ExitCode;
@@ -36,6 +37,8 @@ enum Command {
     Correlator(Box<correlator::Args>),
     /// Serve the dashboard, WebSocket streams and the API from REEF_ENRICHED.
     Hub(Box<hub::Args>),
+    /// Worker, correlator and hub in one process on this machine: no NATS, no cluster.
+    Local(Box<local::Args>),
     /// Print the entry schema: its columns, or the JSON Schema.
     Schema {
         /// Print the JSON Schema (schemas/entry.v1.schema.json) instead of the column list.
@@ -51,6 +54,7 @@ fn main() -> ExitCode {
         Command::Worker(args) => worker::run(*args),
         Command::Correlator(args) => correlator::run(*args),
         Command::Hub(args) => hub::run(*args),
+        Command::Local(args) => local::run(*args),
         Command::Schema { json_schema } => print_schema(json_schema),
     };
     match result {

@@ -94,7 +94,7 @@ pub struct Args {
     max_body: usize,
 }
 
-fn default_node() -> String {
+pub(crate) fn default_node() -> String {
     std::env::var("NODE_NAME")
         .ok()
         .filter(|n| !n.is_empty())
