@@ -67,11 +67,15 @@ describe("FeedController", () => {
     scheduler.runFrame();
     expect(c.getSnapshot().feed.entries).toHaveLength(1);
     s.receive({ type: "entries", sub: 1, entries: [e(2)], cursor: "7.2" });
+    // 16 ms later: too soon; no frame is asked for until the interval has passed.
     vi.advanceTimersByTime(16);
-    scheduler.runFrame(); // 16 ms later: too soon, waits
+    expect(scheduler.pendingFrames).toBe(0);
+    scheduler.runFrame();
     expect(c.getSnapshot().feed.entries).toHaveLength(1);
+    vi.advanceTimersByTime(FEED_MIN_APPLY_INTERVAL_MS - 17);
+    expect(scheduler.pendingFrames).toBe(0);
+    vi.advanceTimersByTime(1);
     expect(scheduler.pendingFrames).toBe(1);
-    vi.advanceTimersByTime(FEED_MIN_APPLY_INTERVAL_MS);
     scheduler.runFrame();
     expect(c.getSnapshot().feed.entries).toHaveLength(2);
   });

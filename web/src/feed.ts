@@ -62,6 +62,8 @@ export class FeedController {
   private queue: ServerMessage[] = [];
   private frameHandle: number | null = null;
   private fallbackTimer: ReturnType<typeof setTimeout> | null = null;
+  /** Set while waiting out FEED_MIN_APPLY_INTERVAL_MS before asking for a frame. */
+  private waitTimer: ReturnType<typeof setTimeout> | null = null;
   private lastApply = Number.NEGATIVE_INFINITY;
   private readonly listeners = new Set<() => void>();
   private readonly conn: HubConnection;
@@ -195,12 +197,20 @@ export class FeedController {
   }
 
   private scheduleFrame(): void {
-    if (this.frameHandle !== null) return;
+    if (this.frameHandle !== null || this.waitTimer !== null) return;
+    const wait = FEED_MIN_APPLY_INTERVAL_MS - (this.scheduler.now() - this.lastApply);
+    if (wait > 0) {
+      // Too soon after the last apply: sleep until it is time rather than ask for frames
+      // that would only ask for the next one (messages keep queueing meanwhile).
+      this.waitTimer = setTimeout(() => {
+        this.waitTimer = null;
+        this.scheduleFrame();
+      }, wait);
+      return;
+    }
     this.frameHandle = this.scheduler.frame(() => {
       this.frameHandle = null;
-      // Too soon after the last apply: wait for a later frame (messages keep queueing).
-      if (this.scheduler.now() - this.lastApply < FEED_MIN_APPLY_INTERVAL_MS) this.scheduleFrame();
-      else this.flush();
+      this.flush();
     });
   }
 
@@ -212,6 +222,10 @@ export class FeedController {
     if (this.fallbackTimer !== null) {
       clearTimeout(this.fallbackTimer);
       this.fallbackTimer = null;
+    }
+    if (this.waitTimer !== null) {
+      clearTimeout(this.waitTimer);
+      this.waitTimer = null;
     }
   }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use arrow_array::{Array, RecordBatch};
 use arrow_schema::SchemaRef;
 use reef_filter::{Filter, FilterError, MAX_DEPTH, MAX_FILTER_BYTES};
-use reef_schema::{Entry, Flags, Protocol, entry_schema};
+use reef_schema::{Entry, Flags, Headers, Protocol, entry_schema};
 
 fn schema() -> SchemaRef {
     entry_schema()
@@ -61,8 +61,20 @@ fn entries() -> Vec<Entry> {
                 ),
                 _ => Some(BTreeMap::new()),
             };
+            // Header names keep their case; a name may repeat.
+            let request_headers = match next(4) {
+                0 => None,
+                1 => Some(headers(&[("Content-Type", "application/json")])),
+                2 => Some(headers(&[
+                    ("content-type", "application/json"),
+                    ("Accept", "a"),
+                    ("Accept", "b"),
+                ])),
+                _ => Some(headers(&[("Content-Type", "text/plain")])),
+            };
             Entry {
                 id: format!("e-{i}"),
+                request_headers,
                 timestamp: 1_700_000_000_000_000_000 + (next(2000) as i64 - 1000) * 1_000_000_000,
                 elapsed_time: (next(6) != 0).then(|| next(5000) as i64),
                 protocol,
@@ -141,6 +153,21 @@ fn good_filters_agree_with_rust_predicates() {
                 .and_then(|l| l.get("app"))
                 .map(String::as_str)
                 == Some("web")
+        }),
+        // What the dashboard adds when a header value is clicked: the exact name.
+        (
+            "request_headers['Content-Type'] = 'application/json'".into(),
+            |e| {
+                e.request_headers
+                    .as_ref()
+                    .and_then(|h| h.iter().find(|(k, _)| *k == "Content-Type"))
+                    .is_some_and(|(_, v)| v == "application/json")
+            },
+        ),
+        ("request_headers['Accept'] = 'a'".into(), |e| {
+            e.request_headers
+                .as_ref()
+                .is_some_and(|h| h.get_all("Accept").next() == Some("a"))
         }),
         ("array_has(flags, 'response_gap')".into(), |e| {
             e.flags.contains(Flags::RESPONSE_GAP)
@@ -584,4 +611,12 @@ fn strings_compared_with_enum_columns_must_be_known_values() {
     }
     // Without domains, such a filter compiles (and matches nothing).
     assert!(Filter::compile("protocol = 'htpp'", &schema()).is_ok());
+}
+
+fn headers(pairs: &[(&str, &str)]) -> Headers {
+    let mut h = Headers::new();
+    for (k, v) in pairs {
+        h.push(*k, *v);
+    }
+    h
 }

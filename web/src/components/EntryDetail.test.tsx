@@ -33,7 +33,7 @@ const summary: EntrySummary = {
 const full: Entry = {
   ...summary,
   capture_source: "af_packet",
-  request_headers: { "Content-Type": "application/json", "X-Req": "1" },
+  request_headers: { "Content-Type": "application/json", "X-Req": "1", "Accept-Encoding": "gzip, br" },
   response_headers: { "content-type": "application/x-www-form-urlencoded" },
   request_body: '{"item":42,"qty":2}',
   response_body: "error=unavailable&retry=5",
@@ -87,13 +87,15 @@ describe("EntryDetail", () => {
 });
 
 describe("click-to-add into the filter box", () => {
+  // Stable, as the app's own loader is: a new one would fetch the entry again.
+  const loadFull = async () => full;
   function Page() {
     const [value, setValue] = useState("protocol = 'http'");
     const add = (c: string, v: ColumnValue) => setValue((d) => appendCondition(d, c, v));
     return (
       <>
         <FilterBox value={value} onChange={setValue} applied="protocol = 'http'" onApply={() => {}} columns={[]} validate={async () => ({ ok: true })} />
-        <EntryDetail target={{ id: summary.id, summary }} onClose={() => {}} onAddFilter={add} load={async () => full} />
+        <EntryDetail target={{ id: summary.id, summary }} onClose={() => {}} onAddFilter={add} load={loadFull} />
       </>
     );
   }
@@ -106,5 +108,15 @@ describe("click-to-add into the filter box", () => {
     fireEvent.click(screen.getByRole("button", { name: "8080" }));
     expect(input.value).toBe("protocol = 'http' AND dst_namespace = 'shop' AND dst_port = 8080");
     await waitFor(() => expect(screen.getByText("↵ apply")).toBeTruthy());
+  });
+
+  it("adds a header by its exact name; a value that may be several is not clickable", async () => {
+    render(<Page />);
+    const input = screen.getByTestId("filter-input") as HTMLInputElement;
+    await waitFor(() => expect(screen.getByRole("button", { name: "application/json" })).toBeTruthy());
+    fireEvent.click(screen.getByRole("button", { name: "application/json" }));
+    expect(input.value).toBe("protocol = 'http' AND request_headers['Content-Type'] = 'application/json'");
+    expect(screen.queryByRole("button", { name: "gzip, br" })).toBeNull();
+    expect(screen.getByText("gzip, br")).toBeTruthy();
   });
 });

@@ -12,6 +12,7 @@ import {
   statusName,
 } from "../format";
 import type { ColumnValue, Entry, EntrySummary } from "../types";
+import { mapKey } from "../filter/expr";
 import { BodyView } from "./BodyView";
 import { ProtocolBadge } from "./ProtocolBadge";
 
@@ -162,7 +163,7 @@ export function EntryDetail({ target, onClose, onAddFilter, load = fetchEntry }:
         {full && (
           <>
             <Section title="Request">
-              <HeadersTable headers={e.request_headers} />
+              <HeadersTable headers={e.request_headers} column="request_headers" onAdd={onAddFilter} />
               <BodyView
                 label="Request body"
                 body={e.request_body}
@@ -172,7 +173,7 @@ export function EntryDetail({ target, onClose, onAddFilter, load = fetchEntry }:
               />
             </Section>
             <Section title="Response">
-              <HeadersTable headers={e.response_headers} />
+              <HeadersTable headers={e.response_headers} column="response_headers" onAdd={onAddFilter} />
               <BodyView
                 label="Response body"
                 body={e.response_body}
@@ -422,21 +423,28 @@ function protoRank(column: string, protocol: string): number {
   return column.startsWith(`${p}_`) ? 0 : 1;
 }
 
-function HeadersTable({ headers }: { headers: unknown }) {
-  // entry.v1 has a map; a list of [name, value] pairs (repeated names) is read too.
-  const entries: [string, string][] = Array.isArray(headers)
-    ? headers.filter((p): p is [string, string] => Array.isArray(p) && p.length === 2).map(([k, v]) => [String(k), String(v)])
+function HeadersTable({ headers, column, onAdd }: { headers: unknown; column: string; onAdd: AddFilter }) {
+  // entry.v1's JSON has one value per name, repeated names joined with ", " (or a
+  // newline for Set-Cookie); a list of [name, value] pairs is read too. A value is
+  // clickable into `column['Name'] = 'value'` unless it may be several joined: the
+  // filter sees each of them on its own, under the name as sent.
+  const entries: [string, string, boolean][] = Array.isArray(headers)
+    ? headers
+        .filter((p): p is [string, string] => Array.isArray(p) && p.length === 2)
+        .map(([k, v]) => [String(k), String(v), false])
     : headers && typeof headers === "object"
-      ? Object.entries(headers as Record<string, unknown>).map(([k, v]) => [k, Array.isArray(v) ? v.join(", ") : String(v)])
+      ? Object.entries(headers as Record<string, unknown>).map(([k, v]) =>
+          Array.isArray(v) ? [k, v.join(", "), false] : [k, String(v), typeof v === "string" && !/, |\n/.test(v)],
+        )
       : [];
   if (entries.length === 0) return <div className="note">No headers.</div>;
   return (
     <table className="kv-table headers">
       <tbody>
-        {entries.map(([k, v], i) => (
+        {entries.map(([k, v, single], i) => (
           <tr key={`${k}:${i}`}>
             <th>{k}</th>
-            <td>{v}</td>
+            <td>{single ? <Value column={mapKey(column, k)} value={v} onAdd={onAdd} /> : v}</td>
           </tr>
         ))}
       </tbody>

@@ -10,6 +10,11 @@ export function sqlLiteral(value: Exclude<ColumnValue, null>): string {
   return `'${value.replace(/'/g, "''")}'`;
 }
 
+/** One key of a map column (headers, labels): `request_headers['Content-Type']`. */
+export function mapKey(column: string, key: string): string {
+  return `${column}[${sqlLiteral(key)}]`;
+}
+
 /** `column = literal`, or `column IS NULL`. */
 export function condition(column: string, value: ColumnValue): string {
   return value === null ? `${column} IS NULL` : `${column} = ${sqlLiteral(value)}`;
