@@ -528,6 +528,20 @@ fn two_hubs_filter_history_live_and_failover_without_loss_or_repeat() {
     let map: Value = serde_json::from_str(&map).unwrap();
     assert_eq!(map["entries"], json!(total));
     assert!(!map["edges"].as_array().unwrap().is_empty());
+    // The dashboard's time range: by store time, as `since`/`until` of /ws.
+    let (status, map) = http(
+        hub_b.addr,
+        "GET",
+        &format!("/api/servicemap?since={t3}&until={t4}"),
+        "",
+    );
+    assert_eq!(status, 200, "{map}");
+    let map: Value = serde_json::from_str(&map).unwrap();
+    assert_eq!(
+        map["entries"],
+        json!(want[0][2].len()),
+        "case 0 takes everything"
+    );
     let (status, metrics) = http(hub_b.addr, "GET", "/metrics", "");
     assert_eq!(status, 200);
     assert!(metrics.contains("reef_hub_delivered_entries_total"));
@@ -681,6 +695,8 @@ fn bad_filters_get_errors_and_the_hub_keeps_serving() {
         ("GET", "/api/entries/nope?cursor=bad", ""),
         ("GET", "/api/entries/nope?cursor=99999.0", ""),
         ("GET", "/api/servicemap?filter=1%3B", ""),
+        ("GET", "/api/servicemap?since=yesterday", ""),
+        ("GET", "/api/servicemap?since=now&until=-1h", ""),
         ("POST", "/api/validate", "not json"),
         ("POST", "/api/validate", r#"{"filtre": "x"}"#),
         ("POST", "/api/sql", r#"{"sql": "DROP TABLE entries"}"#),

@@ -52,6 +52,7 @@ const fetchMock = vi.fn(async (input: RequestInfo | URL, init?: RequestInit): Pr
   }
   const m = /^\/api\/entries\/([^?]+)/.exec(url);
   if (m) return json({ ...entry(Number(m[1]!.slice(1))), request_headers: { Accept: "*/*" }, response_body: '{"ok":true}' });
+  if (url.startsWith("/api/servicemap")) return json({ nodes: [], edges: [], entries: 0 });
   return json({ error: "no" }, 404);
 });
 
@@ -87,6 +88,14 @@ describe("App", () => {
     await waitFor(() => expect(screen.getAllByTestId("entry-row")).toHaveLength(3));
     expect(screen.getByTestId("feed-count").textContent).toBe("3 of 30 shown");
     expect(screen.getByTestId("lost-count").textContent).toContain("27 lost");
+  });
+
+  it("the service map asks for the feed's filter and time range", async () => {
+    await connect();
+    fireEvent.click(screen.getByTestId("tab-map"));
+    await waitFor(() =>
+      expect(fetchMock).toHaveBeenCalledWith("/api/servicemap?filter=status_code+%3E%3D+200&since=-15m", expect.anything()),
+    );
   });
 
   it("Enter in the filter box re-subscribes and puts the filter in the URL", async () => {

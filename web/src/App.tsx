@@ -230,7 +230,7 @@ export function App() {
         {/* Kept mounted once opened, so the layout survives a trip to the feed. */}
         {mapOpened && (
           <div className="map-pane" hidden={view !== "map"}>
-            <ServiceMap filter={applied} visible={view === "map"} />
+            <ServiceMap filter={applied} range={range} visible={view === "map"} />
           </div>
         )}
       </main>

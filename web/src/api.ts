@@ -77,8 +77,18 @@ export function validateFilter(filter: string, signal?: AbortSignal): Promise<Va
   return postJson<ValidateResponse>("/api/validate", { filter }, signal);
 }
 
-export function fetchServiceMap(filter: string, signal?: AbortSignal): Promise<ServiceMapResponse> {
-  return request<ServiceMapResponse>(`/api/servicemap?filter=${encodeURIComponent(filter)}`, { signal });
+/** The service map of what `filter` selects, stored between `since` and `until` (as a
+ * subscription's: `-15m`, RFC 3339; null for no bound). */
+export function fetchServiceMap(
+  filter: string,
+  since: string | null,
+  until: string | null,
+  signal?: AbortSignal,
+): Promise<ServiceMapResponse> {
+  const q = new URLSearchParams({ filter });
+  if (since) q.set("since", since);
+  if (until) q.set("until", until);
+  return request<ServiceMapResponse>(`/api/servicemap?${q.toString()}`, { signal });
 }
 
 export function fetchStats(signal?: AbortSignal): Promise<StatsResponse> {

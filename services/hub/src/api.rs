@@ -396,18 +396,44 @@ pub async fn sql(State(hub): State<Hub>, body: Bytes) -> Result<Response, ApiErr
     }
 }
 
-/// `GET /api/servicemap?filter=`.
+/// The store-time range `since`..`until` of a query (either may be absent: the whole
+/// window on that side).
+fn store_time_range(q: &HashMap<String, String>) -> Result<(i64, i64), ApiError> {
+    let now = now_ns();
+    let since = match q.get("since").map(|s| parse_time(s, now)).transpose() {
+        Err(e) => return Err(bad_request(e)),
+        Ok(None | Some(TimeSpec::Start)) => i64::MIN,
+        Ok(Some(TimeSpec::Now)) => now,
+        Ok(Some(TimeSpec::Ns(ns))) => ns,
+    };
+    let until = match q.get("until").map(|s| parse_time(s, now)).transpose() {
+        Err(e) => return Err(bad_request(e)),
+        Ok(None | Some(TimeSpec::Now)) => i64::MAX,
+        Ok(Some(TimeSpec::Start)) => return Err(bad_request("until=start selects nothing")),
+        Ok(Some(TimeSpec::Ns(ns))) => ns,
+    };
+    if since > until {
+        return Err(bad_request("since is after until"));
+    }
+    Ok((since, until))
+}
+
+/// `GET /api/servicemap?filter=&since=&until=` (since/until by store time, as `/ws`).
 pub async fn servicemap(
     State(hub): State<Hub>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     let filter = compile(&hub, q.get("filter").map_or("", String::as_str))
         .map_err(|e| bad_request(e.message))?;
+    let (since, until) = store_time_range(&q)?;
     hub.0.activity.touch_and_wait(WINDOW_FILL_WAIT).await;
     let window = hub.0.window.all();
     let map = tokio::task::spawn_blocking(move || {
         let mut b = servicemap::Builder::default();
-        for batch in &window {
+        for batch in window
+            .iter()
+            .filter(|b| (since..=until).contains(&b.time_ns))
+        {
             if filter.matches_all() {
                 b.add(&batch.data, None);
                 continue;

@@ -1,5 +1,6 @@
-// The service map: GET /api/servicemap?filter=… every few seconds while visible, laid
-// out by d3-force in an SVG. Edge width follows requests, edge color the error rate.
+// The service map: GET /api/servicemap?filter=…&since=…&until=… (the feed's filter and
+// time range) every few seconds while visible, laid out by d3-force in an SVG. Edge width
+// follows requests, edge color the error rate.
 
 import {
   forceCenter,
@@ -14,6 +15,7 @@ import {
 } from "d3-force";
 import { useEffect, useMemo, useRef, useState, type PointerEvent as ReactPointerEvent } from "react";
 import { fetchServiceMap } from "../api";
+import { rangeToSubscription, type TimeRange } from "../timeRange";
 import { SERVICE_MAP_POLL_MS } from "../config";
 import { formatBytes, formatCount, formatLatency } from "../format";
 import { usePoll } from "../hooks";
@@ -35,13 +37,23 @@ import {
 
 export interface ServiceMapProps {
   filter: string;
+  /** The feed's time range; "last N minutes" rolls with every poll. */
+  range: TimeRange;
   visible: boolean;
 }
 
 type Hover = { kind: "node"; node: SimNode; x: number; y: number } | { kind: "edge"; link: SimLink; x: number; y: number };
 
-export function ServiceMap({ filter, visible }: ServiceMapProps) {
-  const poll = usePoll((signal) => fetchServiceMap(filter, signal), SERVICE_MAP_POLL_MS, visible, filter);
+export function ServiceMap({ filter, range, visible }: ServiceMapProps) {
+  const poll = usePoll(
+    (signal) => {
+      const { since, until } = rangeToSubscription(range);
+      return fetchServiceMap(filter, since, range.kind === "last" ? null : until, signal);
+    },
+    SERVICE_MAP_POLL_MS,
+    visible,
+    `${filter}\n${JSON.stringify(range)}`,
+  );
   const nodesById = useRef(new Map<string, SimNode>());
   const sim = useRef<Simulation<SimNode, SimLink> | null>(null);
   const [graph, setGraph] = useState<{ nodes: SimNode[]; links: SimLink[] }>({ nodes: [], links: [] });
