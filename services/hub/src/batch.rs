@@ -53,7 +53,7 @@ pub struct Batch {
     pub seq: u64,
     pub time_ns: i64,
     pub data: RecordBatch,
-    /// Memory the batch holds, for the window's byte limit.
+    /// Memory of the batch's Arrow data (see [`Batch::resident_bytes`]).
     pub bytes: usize,
     summaries: OnceLock<Result<Vec<Box<str>>, String>>,
     counts: OnceLock<Counts>,
@@ -127,6 +127,20 @@ impl Batch {
     /// The cursor of row `row`: after it, a client resumes at the next entry.
     pub fn cursor(&self, row: usize) -> String {
         format!("{}.{}", self.seq, row)
+    }
+
+    /// Memory the batch holds: its Arrow data and, once rendered, its summaries. The
+    /// window renders them before counting, so that its limit bounds both (they are
+    /// about as big as the Arrow data).
+    pub fn resident_bytes(&self) -> usize {
+        let summaries = match self.summaries.get() {
+            Some(Ok(v)) => v
+                .iter()
+                .map(|s| s.len() + std::mem::size_of::<Box<str>>())
+                .sum(),
+            _ => 0,
+        };
+        self.bytes + summaries
     }
 
     /// One JSON object per row: the summary columns and the row's cursor.

@@ -13,7 +13,8 @@ use tokio::sync::watch;
 
 use crate::batch::Batch;
 
-/// Default byte limit of the window (Arrow memory of the batches it holds).
+/// Default byte limit of the window: the Arrow data of the batches it holds and their
+/// rendered summaries.
 pub const DEFAULT_WINDOW_BYTES: usize = 256 << 20;
 
 #[derive(Default)]
@@ -112,6 +113,11 @@ impl Window {
 
     /// Appends the next batch (sequences increase) and evicts the oldest past the limit.
     pub fn push(&self, batch: Arc<Batch>) {
+        // Live readers render every batch anyway; doing it here, outside the lock, lets
+        // the limit count the summaries (a batch that fails to render keeps its error,
+        // which readers report).
+        let _ = batch.summaries();
+        let size = batch.resident_bytes();
         let mut w = self.write();
         if w.batches.back().is_some_and(|b| b.seq >= batch.seq) {
             return;
@@ -120,12 +126,13 @@ impl Window {
             // The first batch of a read that began before the promised position.
             w.covered_from = Some(batch.seq);
         }
-        w.bytes += batch.bytes;
+        w.bytes += size;
         w.entries += batch.rows();
         w.batches.push_back(batch);
         while w.bytes > self.max_bytes && w.batches.len() > 1 {
             if let Some(old) = w.batches.pop_front() {
-                w.bytes -= old.bytes;
+                // The same as when it came: its summaries were rendered before.
+                w.bytes -= old.resident_bytes();
                 w.entries -= old.rows();
                 w.covered_from = Some(old.seq + 1);
             }
@@ -213,7 +220,12 @@ mod tests {
 
     #[test]
     fn covers_from_the_promised_sequence_and_evicts_by_bytes() {
-        let one = batch(1, 10).bytes;
+        let one = {
+            let b = batch(1, 10);
+            b.summaries().unwrap();
+            b.resident_bytes()
+        };
+        assert!(one > batch(1, 10).bytes, "summaries are counted too");
         let w = Window::new(one * 3);
         assert!(w.from_seq(1, 10).is_none(), "nothing promised yet");
         w.start_covering(5);
