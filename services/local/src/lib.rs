@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
-use reef_hub::{Hub, HubConfig, LocalSource, WorkerStatus};
+use reef_hub::{Hub, HubConfig, LocalSource};
 use reef_local_bus::{Limits, LocalBus};
 use reef_schema::ipc::{self, Compression};
 use reef_worker::outbox::{Kind, Outbox};
@@ -127,22 +127,11 @@ async fn report_status(
 ) {
     let mut last_retention = tokio::time::Instant::now();
     loop {
-        let c = outbox.count(Kind::Entries);
-        let ld = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let (packets, kernel_drops) = control
+        let kernel = control
             .as_ref()
             .and_then(|c| c.kernel_counts().ok())
             .unwrap_or((0, 0));
-        hub.worker_status(WorkerStatus {
-            node: node.clone(),
-            worker: id.clone(),
-            packets,
-            kernel_drops,
-            dropped: ld(&c.dropped_rows),
-            entries: ld(&c.produced_rows),
-            batches: ld(&c.produced_batches),
-            time_ns: reef_hub::session::now_ns(),
-        });
+        hub.worker_status(reef_worker::worker_status(&node, &id, &outbox, kernel));
         if last_retention.elapsed() >= RETENTION_EVERY {
             last_retention = tokio::time::Instant::now();
             if let Err(e) = bus.enforce_retention() {

@@ -169,27 +169,8 @@ pub fn produce(
             let (sockets, ctl) =
                 reef_capture::open(capture).context("opening the capture sockets")?;
             control = Some(ctl);
-            for (i, s) in sockets.into_iter().enumerate() {
-                let (ecfg, batch) = (
-                    engine_cfg(CaptureSource::AfPacket, format!("{id}-t{i}")),
-                    cfg.batch.clone(),
-                );
-                let (redactor, outbox, shared, stop) = (
-                    cfg.redactor.clone(),
-                    outbox.clone(),
-                    shared.clone(),
-                    stop.clone(),
-                );
-                threads.push(
-                    std::thread::Builder::new()
-                        .name(format!("reef-capture-{i}"))
-                        .spawn(move || {
-                            let p = Producer::new(ecfg, batch, redactor, outbox, shared);
-                            sources::capture_thread(s, p, stop)
-                        })
-                        .context("starting a capture thread")?,
-                );
-            }
+            let engine = engine_cfg(CaptureSource::AfPacket, String::new());
+            threads = spawn_capture_threads(cfg, sockets, &engine, &id, &outbox, &shared, &stop)?;
         }
     }
     Ok(Producing {
@@ -312,29 +293,9 @@ async fn run_async(
                 interfaces = ?capture.interfaces,
                 "capturing"
             );
-            let mut threads = Vec::new();
-            for (i, s) in sockets.into_iter().enumerate() {
-                let (ecfg, batch) = (
-                    engine_cfg(CaptureSource::AfPacket, format!("{id}-t{i}")),
-                    cfg.batch.clone(),
-                );
-                let (redactor, outbox, shared, stop) = (
-                    cfg.redactor.clone(),
-                    outbox.clone(),
-                    shared.clone(),
-                    stop.clone(),
-                );
-                threads.push(
-                    std::thread::Builder::new()
-                        .name(format!("reef-capture-{i}"))
-                        .spawn(move || {
-                            // Engines stay on the thread that made them.
-                            let p = Producer::new(ecfg, batch, redactor, outbox, shared);
-                            sources::capture_thread(s, p, stop)
-                        })
-                        .context("starting a capture thread")?,
-                );
-            }
+            let engine = engine_cfg(CaptureSource::AfPacket, String::new());
+            let threads =
+                spawn_capture_threads(&cfg, sockets, &engine, &id, &outbox, &shared, &stop)?;
             let metrics = start_metrics(&cfg, &shared, &outbox, Some(control.clone()));
             // NATS may be away at start: capture goes on and batches wait in the outbox.
             let publishing = {
@@ -422,6 +383,62 @@ async fn publish_live(
     r
 }
 
+/// One capture thread per socket, each with its own engine (engines stay on the thread
+/// that made them); entry ids are prefixed `<worker>-t<i>`.
+fn spawn_capture_threads(
+    cfg: &WorkerConfig,
+    sockets: Vec<reef_capture::Source>,
+    engine: &reef_engine::Config,
+    id: &str,
+    outbox: &Arc<Outbox>,
+    shared: &Arc<Shared>,
+    stop: &Arc<AtomicBool>,
+) -> anyhow::Result<Vec<std::thread::JoinHandle<anyhow::Result<()>>>> {
+    let mut threads = Vec::new();
+    for (i, s) in sockets.into_iter().enumerate() {
+        let ecfg = reef_engine::Config {
+            id_prefix: format!("{id}-t{i}"),
+            ..engine.clone()
+        };
+        let (batch, redactor) = (cfg.batch.clone(), cfg.redactor.clone());
+        let (outbox, shared, stop) = (outbox.clone(), shared.clone(), stop.clone());
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("reef-capture-{i}"))
+                .spawn(move || {
+                    let p = Producer::new(ecfg, batch, redactor, outbox, shared);
+                    sources::capture_thread(s, p, stop)
+                })
+                .context("starting a capture thread")?,
+        );
+    }
+    Ok(threads)
+}
+
+/// A worker's counters as reported on `reef.v1.status.<node>` (and by `reef local`):
+/// `kernel` is the capture sockets' (packets, drops), zeros when replaying.
+pub fn worker_status(
+    node: &str,
+    id: &str,
+    outbox: &Outbox,
+    (packets, kernel_drops): (u64, u64),
+) -> reef_schema::WorkerStatus {
+    let c = outbox.count(Kind::Entries);
+    let ld = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    reef_schema::WorkerStatus {
+        node: node.to_string(),
+        worker: id.to_string(),
+        packets,
+        kernel_drops,
+        dropped: ld(&c.dropped_rows),
+        entries: ld(&c.produced_rows),
+        batches: ld(&c.produced_batches),
+        time_ns: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as i64),
+    }
+}
+
 /// Publishes the worker's counters every [`reef_schema::STATUS_EVERY`] on
 /// `reef.v1.status.<node>`, for hubs (plain NATS: only the newest matters).
 async fn report_status(
@@ -432,22 +449,9 @@ async fn report_status(
     control: Arc<reef_capture::Control>,
 ) {
     let subject = subjects::worker_status(&node);
-    let ld = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
     loop {
         let (packets, kernel_drops) = control.kernel_counts().unwrap_or((0, 0));
-        let c = outbox.count(Kind::Entries);
-        let status = reef_schema::WorkerStatus {
-            node: node.clone(),
-            worker: id.clone(),
-            packets,
-            kernel_drops,
-            dropped: ld(&c.dropped_rows),
-            entries: ld(&c.produced_rows),
-            batches: ld(&c.produced_batches),
-            time_ns: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos() as i64),
-        };
+        let status = worker_status(&node, &id, &outbox, (packets, kernel_drops));
         match serde_json::to_vec(&status) {
             Ok(body) => {
                 if let Err(e) = client.publish(subject.clone(), body.into()).await {
